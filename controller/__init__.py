@@ -1,0 +1,1 @@
+"""Corral's controller: sources, store, planner, scheduler, executor and loop."""

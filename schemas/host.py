@@ -1,0 +1,95 @@
+"""Host: a libvirt host run by a Corral node agent."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from schemas.meta import ByteQuantity, CorralModel, MilliCPU, ObjectStatus, Resource
+
+
+class FenceMethod(StrEnum):
+    """How a failed host is made safe before its HA VMs are restarted elsewhere."""
+
+    LEASE = "lease"  # the agent self-fences when its lease expires (the default)
+    IPMI = "ipmi"  # power off through the BMC (ipmitool), confirmed by power status
+    REDFISH = "redfish"  # power off through a Redfish BMC
+    COMMAND = "command"  # a fence-agent command (fence_* style), exit 0 = host is off
+
+
+class Virtualization(StrEnum):
+    """The libvirt domain type the host runs guests with."""
+
+    KVM = "kvm"  # hardware virtualization
+    QEMU = "qemu"  # TCG emulation: slow, for hosts without usable KVM (nested labs, CI)
+
+
+class Reserved(CorralModel):
+    """Resources kept back for the host itself; never given to VMs."""
+
+    cpu: MilliCPU = 0
+    memory: ByteQuantity = 0
+
+
+class Fencing(CorralModel):
+    """Fencing configuration; a power fence, when set, must succeed before any restart."""
+
+    method: FenceMethod = FenceMethod.LEASE
+    address: str | None = None
+    username: str | None = None
+    password_file: str | None = None
+    command: list[str] = Field(default_factory=list)
+    lease_ttl_s: int = Field(default=10, ge=2, le=600)
+
+    @model_validator(mode="after")
+    def _power_fence_needs_target(self) -> Fencing:
+        if self.method in (FenceMethod.IPMI, FenceMethod.REDFISH) and not self.address:
+            raise ValueError(f"fencing method {self.method.value} needs an address (the BMC)")
+        if self.method is FenceMethod.COMMAND and not self.command:
+            raise ValueError("fencing method command needs a command (argv list)")
+        return self
+
+
+class HostSpec(CorralModel):
+    """Where the host's agent listens, whether it takes VMs, what it keeps back."""
+
+    address: str = Field(min_length=1, description="Agent URL, e.g. https://10.0.0.5:8443")
+    maintenance: bool = False
+    virtualization: Virtualization = Virtualization.KVM
+    reserved: Reserved = Field(default_factory=Reserved)
+    fencing: Fencing = Field(default_factory=Fencing)
+
+
+class HostPhase(StrEnum):
+    PENDING = "Pending"
+    UP = "Up"
+    PREPARING_FOR_MAINTENANCE = "PreparingForMaintenance"
+    MAINTENANCE = "Maintenance"
+    NON_RESPONSIVE = "NonResponsive"
+    FENCED = "Fenced"
+
+
+class HostCapacity(CorralModel):
+    cpu: MilliCPU = 0
+    memory: ByteQuantity = 0
+
+
+class HostStatus(ObjectStatus):
+    """What the agent reports and what the controller concluded about the host."""
+
+    phase: HostPhase = HostPhase.PENDING
+    capacity: HostCapacity | None = None
+    allocatable: HostCapacity | None = None
+    allocated: HostCapacity | None = None
+    vms: int = 0
+    agent_version: str | None = None
+    last_seen: datetime | None = None
+    lease_expires: datetime | None = None
+    hooks: dict[str, list[str]] = Field(default_factory=dict)
+
+
+class Host(Resource[HostSpec, HostStatus]):
+    kind: Literal["Host"] = "Host"

@@ -1,0 +1,42 @@
+"""Template: a VM spec that VMs inherit from; its volume disks become thin clones."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from schemas.meta import ObjectStatus, Resource
+from schemas.vm import VirtualMachineFields, VirtualMachineSpec
+
+
+class TemplateSpec(VirtualMachineFields):
+    """Defaults for VMs naming this template; a VM's own fields win, disks and NICs by name."""
+
+
+class TemplateStatus(ObjectStatus):
+    pass
+
+
+class Template(Resource[TemplateSpec, TemplateStatus]):
+    kind: Literal["Template"] = "Template"
+
+
+def merge_template(vm: VirtualMachineSpec, template: TemplateSpec) -> VirtualMachineSpec:
+    """Return the VM spec with the template's settings filled in under the VM's own.
+
+    Scalars and sub-objects the VM sets win whole; disks and NICs merge by name (a VM
+    entry replaces the template entry of the same name, the rest are appended); hooks
+    are the union. The template's volume disks stay references to the base volumes:
+    the planner turns them into per-VM thin clones.
+    """
+    merged = template.model_dump(exclude_unset=True)
+    own = vm.model_dump(exclude_unset=True)
+    for key in ("disks", "nics"):
+        by_name = {item["name"]: item for item in merged.get(key, [])}
+        for item in own.pop(key, []):
+            by_name[item["name"]] = item
+        merged[key] = list(by_name.values())
+    hooks = list(dict.fromkeys([*merged.get("hooks", []), *own.pop("hooks", [])]))
+    merged.update(own)
+    merged["hooks"] = hooks
+    merged["template"] = vm.template
+    return VirtualMachineSpec.model_validate(merged)
