@@ -1,0 +1,58 @@
+"""The scheduler's inputs and outputs: HostView, VMRequest, Placement.
+
+Built by the planner from desired and observed state; the scheduler functions are
+pure over them. Sizes are bytes, CPU is millicores.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from schemas.meta import LabelSelector
+from schemas.vm import HostVerdict
+
+
+@dataclass(frozen=True)
+class HostView:
+    """One host as the scheduler sees it, with what is already placed on it."""
+
+    name: str
+    labels: dict[str, str] = field(hash=False)
+    cpu_capacity_milli: int
+    memory_capacity: int
+    reserved_cpu_milli: int = 0
+    reserved_memory: int = 0
+    cpu_allocated_milli: int = 0
+    memory_allocated: int = 0
+    maintenance: bool = False
+    healthy: bool = True
+    health_reason: str = ""
+    networks: frozenset[str] = frozenset()
+    pools: frozenset[str] = frozenset()
+    vms: frozenset[str] = frozenset()
+    migrations_in_flight: int = 0
+
+
+@dataclass(frozen=True)
+class VMRequest:
+    """What a VM needs from a host: CPU, memory, networks, pools, label constraints."""
+
+    name: str
+    labels: dict[str, str] = field(hash=False)
+    cpu_milli: int
+    memory: int
+    networks: frozenset[str] = frozenset()
+    pools: frozenset[str] = frozenset()
+    host_selector: LabelSelector | None = None
+    pinned_host: str | None = None
+    ha_priority: int = 0
+
+
+@dataclass(frozen=True)
+class Placement:
+    """The chosen host (None: fits nowhere) and a verdict for every host considered."""
+
+    vm: str
+    host: str | None
+    verdicts: tuple[HostVerdict, ...]
+    message: str
