@@ -1,0 +1,168 @@
+"""The fencing lease: a pure decision core and the self-fence watchdog around it.
+
+The controller renews this host's lease every few seconds. When a granted lease
+expires the agent destroys every HA domain itself (self-fence), so that the
+controller, after waiting TTL plus a margin, may restart them elsewhere without
+risking two copies. While expired, and before the first grant, HA starts are
+refused: a controller on the wrong side of a partition must not restart a fenced
+copy here. A lease never granted does not fence (the agent just started and the
+controller has not been seen yet). Times are monotonic seconds from `clock`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from nodeagent.errors import AgentFailure
+from nodeagent.models import FenceRecord, LeaseRenewal, LeaseState
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Lease:
+    """The lease as last renewed; `expires_at` is None until the first grant."""
+
+    ttl_s: float
+    holder: str | None = None
+    epoch: int = 0
+    expires_at: float | None = None
+
+
+def renew_lease(lease: Lease, renewal: LeaseRenewal, now: float) -> Lease:
+    """Return the lease renewed until now + TTL; conflict if `renewal.epoch` is stale.
+
+    A renewal with a lower epoch than the one held comes from a deposed controller.
+    """
+    if lease.expires_at is not None and renewal.epoch < lease.epoch:
+        raise AgentFailure(
+            "conflict",
+            f"lease epoch {renewal.epoch} is older than the held epoch {lease.epoch} "
+            f"(holder {lease.holder!r})",
+        )
+    ttl_s = renewal.ttl_s if renewal.ttl_s is not None else lease.ttl_s
+    return replace(
+        lease, ttl_s=ttl_s, holder=renewal.holder, epoch=renewal.epoch, expires_at=now + ttl_s
+    )
+
+
+def lease_granted(lease: Lease) -> bool:
+    """Return whether a controller has ever granted this lease."""
+    return lease.expires_at is not None
+
+
+def lease_expired(lease: Lease, now: float) -> bool:
+    """Return whether a granted lease has run out (a never-granted one is not expired)."""
+    return lease.expires_at is not None and now >= lease.expires_at
+
+
+def must_fence(lease: Lease, now: float) -> bool:
+    """Return whether HA domains must be destroyed now: granted and expired."""
+    return lease_expired(lease, now)
+
+
+def ha_start_refusal(lease: Lease, now: float) -> str | None:
+    """Return why an HA domain may not start now (None if it may)."""
+    if not lease_granted(lease):
+        return "lease_not_granted: no controller has granted this host's lease yet"
+    if lease_expired(lease, now):
+        return "lease_expired: the fencing lease expired; HA domains stay off until renewal"
+    return None
+
+
+class LeaseKeeper:
+    """Holds the lease, answers renewals and runs the self-fence watchdog thread.
+
+    `fence` destroys the running HA domains and returns the FenceRecords; it is
+    called on every watchdog tick while the lease is expired, so an HA domain
+    started behind the agent's back is destroyed too.
+    """
+
+    def __init__(
+        self,
+        ttl_s: float,
+        fence: Callable[[], list[FenceRecord]],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        on_fence: Callable[[FenceRecord], None] | None = None,
+        history: int = 100,
+    ) -> None:
+        self._lease = Lease(ttl_s=ttl_s)
+        self._fence = fence
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._on_fence = on_fence
+        self._history = history
+        self._fenced: list[FenceRecord] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def renew(self, renewal: LeaseRenewal) -> LeaseState:
+        """Renew the lease and return its state; conflict on a stale epoch."""
+        with self._lock:
+            self._lease = renew_lease(self._lease, renewal, self._clock())
+        log.info("lease renewed by %s (epoch %d)", renewal.holder, renewal.epoch)
+        return self.state()
+
+    def state(self) -> LeaseState:
+        """Return the lease as the API reports it."""
+        now = self._clock()
+        lease = self._lease
+        return LeaseState(
+            held=lease_granted(lease) and not lease_expired(lease, now),
+            granted=lease_granted(lease),
+            holder=lease.holder,
+            epoch=lease.epoch,
+            ttl_s=lease.ttl_s,
+            expires_in_s=None if lease.expires_at is None else lease.expires_at - now,
+            fenced=list(self._fenced),
+        )
+
+    def check_ha_start(self, vm: str) -> None:
+        """Raise conflict if HA domain `vm` may not start now (see ha_start_refusal)."""
+        refusal = ha_start_refusal(self._lease, self._clock())
+        if refusal is not None:
+            raise AgentFailure("conflict", f"refusing to start HA domain {vm!r}: {refusal}")
+
+    def tick(self) -> list[FenceRecord]:
+        """Fence if the lease requires it now; return the records of this tick."""
+        if not must_fence(self._lease, self._clock()):
+            return []
+        records = self._fence()
+        for record in records:
+            log.warning("self-fence: destroyed HA domain %s (%s)", record.vm, record.message)
+            if self._on_fence is not None:
+                self._on_fence(record)
+        with self._lock:
+            self._fenced = (self._fenced + records)[-self._history :]
+        return records
+
+    def start(self, interval_s: float | None = None) -> None:
+        """Start the watchdog thread (ticks every min(TTL/4, 0.5 s) unless told)."""
+        if self._thread is not None:
+            return
+        interval = interval_s if interval_s is not None else min(self._lease.ttl_s / 4, 0.5)
+        self._stop.clear()
+
+        def _run() -> None:
+            while not self._stop.wait(interval):
+                try:
+                    self.tick()
+                except Exception:
+                    log.exception("lease watchdog tick failed")
+
+        self._thread = threading.Thread(target=_run, name="lease-watchdog", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the watchdog thread."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None

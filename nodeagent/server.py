@@ -1,0 +1,377 @@
+"""The agent's HTTP API under /v1 (FastAPI): idempotent ensure verbs, reads and events.
+
+Every failure is an `AgentError` JSON body with a stable `type`; request bodies that
+do not validate are `invalid_spec` naming the field. Libvirt calls block, so
+handlers are plain functions that FastAPI runs in its thread pool.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import libvirt
+from fastapi import Body, FastAPI, Header, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from nodeagent import __version__, domains, migration, networks, snapshots, storage
+from nodeagent.agent import Agent
+from nodeagent.errors import AgentFailure, from_libvirt
+from nodeagent.models import (
+    AgentError,
+    AgentEvent,
+    ApplyResult,
+    DomainSpec,
+    DomainState,
+    Health,
+    HostState,
+    HostStats,
+    LeaseRenewal,
+    LeaseState,
+    MigrateRequest,
+    MigrationJob,
+    NetworkSpec,
+    NetworkState,
+    PoolSpec,
+    PoolState,
+    SnapshotSpec,
+    SnapshotState,
+    StopRequest,
+    VerbResult,
+    VolumeApplyResult,
+    VolumeSpec,
+    VolumeState,
+)
+from nodeagent.state import read_host_state
+from nodeagent.stats import read_stats
+
+log = logging.getLogger(__name__)
+
+KEEPALIVE_S = 15.0
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": AgentError} for code in (403, 404, 409, 422, 424, 502, 503)
+}
+
+
+def _error_response(error: AgentError, status: int) -> JSONResponse:
+    return JSONResponse(error.model_dump(), status_code=status)
+
+
+def _validation_error(exc: RequestValidationError) -> AgentError:
+    """Return invalid_spec naming the first bad field (dotted path), listing all of them."""
+    problems = []
+    first_field = None
+    for err in exc.errors():
+        loc = [str(part) for part in err.get("loc", ()) if part not in ("body", "query", "path")]
+        field = ".".join(loc) or "body"
+        first_field = first_field or field
+        problems.append(f"{field}: {err.get('msg', 'invalid')}")
+    return AgentError(
+        type="invalid_spec", message="; ".join(problems) or "invalid request", field=first_field
+    )
+
+
+def format_sse(event: AgentEvent) -> str:
+    """Return one server-sent event: `id` is the sequence number, `event` the kind."""
+    return f"id: {event.seq}\nevent: {event.kind}\ndata: {event.model_dump_json()}\n\n"
+
+
+def create_app(agent: Agent) -> FastAPI:
+    """Return the ASGI app serving `agent` (transport security is added by the server)."""
+    ctx = agent.ctx
+    app = FastAPI(
+        title="Corral node agent",
+        version=__version__,
+        openapi_url="/v1/openapi.json",
+        docs_url="/v1/docs",
+        redoc_url=None,
+        responses=_ERRORS,
+    )
+
+    @app.exception_handler(AgentFailure)
+    async def _agent_failure(_request: Request, exc: AgentFailure) -> JSONResponse:
+        return _error_response(exc.error, exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return _error_response(_validation_error(exc), 422)
+
+    @app.exception_handler(libvirt.libvirtError)
+    async def _libvirt(_request: Request, exc: libvirt.libvirtError) -> JSONResponse:
+        failure = from_libvirt(exc)
+        return _error_response(failure.error, failure.status_code)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error")
+        error = AgentError(
+            type="unavailable",
+            message=f"internal agent error: {type(exc).__name__}: {exc}",
+            retryable=True,
+        )
+        return _error_response(error, 500)
+
+    # --- reads ---------------------------------------------------------------------------
+
+    @app.get("/v1/health", response_model=Health)
+    def health() -> Health:
+        """Return whether the agent runs and reaches libvirt (never fails)."""
+        try:
+            ctx.connection.get()
+        except AgentFailure:
+            pass
+        connected = ctx.connection.connected()
+        return Health(ok=connected, libvirt_connected=connected, agent_version=__version__)
+
+    @app.get("/v1/state", response_model=HostState)
+    def get_state() -> HostState:
+        """Return the host's full observed state."""
+        return read_host_state(ctx)
+
+    @app.get("/v1/stats", response_model=HostStats)
+    def get_stats() -> HostStats:
+        """Return host and per-domain statistics."""
+        return read_stats(ctx)
+
+    @app.get(
+        "/v1/events",
+        response_class=StreamingResponse,
+        responses={200: {"content": {"text/event-stream": {}}}},
+    )
+    async def get_events(
+        since: Annotated[int | None, Query(description="last seq the client has")] = None,
+        wait_s: Annotated[float | None, Query(gt=0, description="close after seconds")] = None,
+        last_event_id: Annotated[int | None, Header()] = None,
+    ) -> StreamingResponse:
+        """Stream events as SSE (`id` = seq); a `resync` event first when `since` is unknown."""
+        start = since if since is not None else last_event_id
+        return StreamingResponse(
+            _event_stream(agent, start, wait_s), media_type="text/event-stream"
+        )
+
+    # --- domains -------------------------------------------------------------------------
+
+    @app.get("/v1/domains/{name}", response_model=DomainState)
+    def get_domain(name: str) -> DomainState:
+        """Return one domain's observed state."""
+        return domains.get_domain(ctx, name)
+
+    @app.put("/v1/domains/{name}", response_model=ApplyResult)
+    def put_domain(name: str, spec: DomainSpec) -> ApplyResult:
+        """ensure_domain_defined: the persistent definition equals `spec`."""
+        return domains.ensure_domain_defined(ctx, name, spec)
+
+    @app.post("/v1/domains/{name}/ensure-running", response_model=VerbResult)
+    def ensure_running(name: str) -> VerbResult:
+        """ensure_running: the domain runs (started through hooks, or resumed)."""
+        return domains.ensure_running(ctx, name)
+
+    @app.post("/v1/domains/{name}/ensure-stopped", response_model=VerbResult)
+    def ensure_stopped(name: str, request: StopRequest | None = None) -> VerbResult:
+        """ensure_stopped: graceful shutdown, destroy after `timeout_s`."""
+        timeout_s = (request or StopRequest()).timeout_s
+        return domains.ensure_stopped(ctx, name, timeout_s)
+
+    @app.post("/v1/domains/{name}/ensure-destroyed", response_model=VerbResult)
+    def ensure_destroyed(name: str) -> VerbResult:
+        """ensure_destroyed: the domain is off (hard power-off if it ran)."""
+        return domains.ensure_destroyed(ctx, name)
+
+    @app.delete("/v1/domains/{name}", response_model=VerbResult)
+    def delete_domain(name: str, force: bool = False) -> VerbResult:
+        """ensure_undefined: the domain is gone; running ones need force=true."""
+        return domains.ensure_undefined(ctx, name, force)
+
+    # --- snapshots -----------------------------------------------------------------------
+
+    @app.get("/v1/domains/{name}/snapshots", response_model=list[SnapshotState])
+    def list_snapshots(name: str) -> list[SnapshotState]:
+        """Return the domain's snapshots, oldest first."""
+        return snapshots.list_snapshots(ctx, name)
+
+    @app.put("/v1/domains/{name}/snapshots/{snap}", response_model=VerbResult)
+    def put_snapshot(name: str, snap: str, spec: SnapshotSpec | None = None) -> VerbResult:
+        """ensure_snapshot: the snapshot exists."""
+        return snapshots.ensure_snapshot(ctx, name, snap, spec or SnapshotSpec())
+
+    @app.get("/v1/domains/{name}/snapshots/{snap}", response_model=SnapshotState)
+    def get_snapshot(name: str, snap: str) -> SnapshotState:
+        """Return one snapshot."""
+        return snapshots.get_snapshot(ctx, name, snap)
+
+    @app.delete("/v1/domains/{name}/snapshots/{snap}", response_model=VerbResult)
+    def delete_snapshot(name: str, snap: str) -> VerbResult:
+        """ensure_snapshot_deleted: the snapshot is gone."""
+        return snapshots.ensure_snapshot_deleted(ctx, name, snap)
+
+    @app.post("/v1/domains/{name}/snapshots/{snap}/revert", response_model=VerbResult)
+    def revert_snapshot(name: str, snap: str) -> VerbResult:
+        """Revert the domain to the snapshot."""
+        return snapshots.revert_snapshot(ctx, name, snap)
+
+    # --- migration -----------------------------------------------------------------------
+
+    @app.post("/v1/domains/{name}/migrate", response_model=MigrationJob, status_code=202)
+    def migrate(name: str, request: MigrateRequest) -> MigrationJob:
+        """Start a live migration job (returns at once; poll the migration)."""
+        return migration.start_migration(ctx, name, request)
+
+    @app.get("/v1/domains/{name}/migration", response_model=MigrationJob)
+    def get_migration(name: str) -> MigrationJob:
+        """Return the domain's last migration job with its progress."""
+        return migration.get_migration(ctx, name)
+
+    @app.delete("/v1/domains/{name}/migration", response_model=VerbResult)
+    def cancel_migration(name: str) -> VerbResult:
+        """Cancel the running migration (abortJob)."""
+        return migration.cancel_migration(ctx, name)
+
+    # --- networks ------------------------------------------------------------------------
+
+    @app.get("/v1/networks", response_model=list[NetworkState])
+    def list_networks() -> list[NetworkState]:
+        """Return every network."""
+        return networks.list_networks(ctx)
+
+    @app.get("/v1/networks/{name}", response_model=NetworkState)
+    def get_network(name: str) -> NetworkState:
+        """Return one network."""
+        return networks.get_network(ctx, name)
+
+    @app.put("/v1/networks/{name}", response_model=ApplyResult)
+    def put_network(name: str, spec: NetworkSpec) -> ApplyResult:
+        """ensure_network_defined: defined as `spec` (not started)."""
+        return networks.ensure_network_defined(ctx, name, spec)
+
+    @app.post("/v1/networks/{name}/ensure-active", response_model=VerbResult)
+    def network_active(name: str) -> VerbResult:
+        """ensure_network_active."""
+        return networks.ensure_network_active(ctx, name)
+
+    @app.post("/v1/networks/{name}/ensure-inactive", response_model=VerbResult)
+    def network_inactive(name: str) -> VerbResult:
+        """ensure_network_inactive (refused while running domains use it)."""
+        return networks.ensure_network_inactive(ctx, name)
+
+    @app.delete("/v1/networks/{name}", response_model=VerbResult)
+    def delete_network(name: str) -> VerbResult:
+        """ensure_network_undefined."""
+        return networks.ensure_network_undefined(ctx, name)
+
+    # --- storage -------------------------------------------------------------------------
+
+    @app.get("/v1/pools", response_model=list[PoolState])
+    def list_pools() -> list[PoolState]:
+        """Return every storage pool with its volumes."""
+        return storage.list_pools(ctx)
+
+    @app.get("/v1/pools/{name}", response_model=PoolState)
+    def get_pool(name: str) -> PoolState:
+        """Return one storage pool with its volumes."""
+        return storage.get_pool(ctx, name)
+
+    @app.put("/v1/pools/{name}", response_model=ApplyResult)
+    def put_pool(name: str, spec: PoolSpec) -> ApplyResult:
+        """ensure_pool: defined, built, active."""
+        return storage.ensure_pool(ctx, name, spec)
+
+    @app.delete("/v1/pools/{name}", response_model=VerbResult)
+    def delete_pool(name: str) -> VerbResult:
+        """ensure_pool_undefined (data stays on disk)."""
+        return storage.ensure_pool_undefined(ctx, name)
+
+    @app.get("/v1/pools/{pool}/volumes/{vol}", response_model=VolumeState)
+    def get_volume(pool: str, vol: str) -> VolumeState:
+        """Return one volume."""
+        return storage.get_volume(ctx, pool, vol)
+
+    @app.put("/v1/pools/{pool}/volumes/{vol}", response_model=VolumeApplyResult)
+    def put_volume(pool: str, vol: str, spec: VolumeSpec) -> VolumeApplyResult:
+        """ensure_volume: created, thin-cloned or grown."""
+        return storage.ensure_volume(ctx, pool, vol, spec)
+
+    @app.delete("/v1/pools/{pool}/volumes/{vol}", response_model=VerbResult)
+    def delete_volume(pool: str, vol: str) -> VerbResult:
+        """ensure_volume_deleted."""
+        return storage.ensure_volume_deleted(ctx, pool, vol)
+
+    @app.put(
+        "/v1/pools/{pool}/volumes/{vol}/content",
+        response_model=VerbResult,
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/octet-stream": {"schema": {"type": "string",
+                                                                    "format": "binary"}}},
+            }
+        },
+    )
+    async def upload_volume(pool: str, vol: str, request: Request) -> VerbResult:
+        """Replace the volume's content with the streamed request body."""
+        upload = await run_in_threadpool(storage.VolumeUpload, ctx, pool, vol)
+        try:
+            async for chunk in request.stream():
+                if chunk:
+                    await run_in_threadpool(upload.send, chunk)
+            await run_in_threadpool(upload.finish)
+        except BaseException:
+            upload.abort()
+            raise
+        return VerbResult(name=vol, changed=True, message=f"{upload.bytes_sent} bytes written")
+
+    @app.get(
+        "/v1/pools/{pool}/volumes/{vol}/content",
+        response_class=StreamingResponse,
+        responses={200: {"content": {"application/octet-stream": {}}}},
+    )
+    def download_volume(pool: str, vol: str) -> StreamingResponse:
+        """Stream the volume's content."""
+        chunks = storage.open_volume_download(ctx, pool, vol)
+        return StreamingResponse(chunks, media_type="application/octet-stream")
+
+    # --- lease ---------------------------------------------------------------------------
+
+    @app.get("/v1/lease", response_model=LeaseState)
+    def get_lease() -> LeaseState:
+        """Return the fencing lease."""
+        return agent.lease.state()
+
+    @app.post("/v1/lease", response_model=LeaseState)
+    def renew_lease(renewal: Annotated[LeaseRenewal, Body()]) -> LeaseState:
+        """Renew the fencing lease (conflict on a stale epoch)."""
+        return agent.lease.renew(renewal)
+
+    return app
+
+
+async def _event_stream(
+    agent: Agent, since: int | None, wait_s: float | None
+) -> AsyncIterator[str]:
+    """Yield SSE frames from `since` on; resync when the buffer cannot cover the gap."""
+    hub = agent.events
+    cursor = hub.last_seq if since is None else since
+    deadline = None if wait_s is None else time.monotonic() + wait_s
+    while True:
+        complete, events = hub.since(cursor)
+        if not complete:
+            cursor = hub.last_seq
+            data = json.dumps({"last_seq": cursor, "reason": "events since the given seq are "
+                               "unknown to this agent: re-read /v1/state"})
+            yield f"id: {cursor}\nevent: resync\ndata: {data}\n\n"
+            events = []
+        for event in events:
+            yield format_sse(event)
+            cursor = event.seq
+        remaining = None if deadline is None else deadline - time.monotonic()
+        if remaining is not None and remaining <= 0:
+            return
+        timeout = KEEPALIVE_S if remaining is None else min(KEEPALIVE_S, remaining)
+        before = hub.last_seq
+        await hub.wait(cursor, timeout)
+        if hub.last_seq == before and (remaining is None or remaining > KEEPALIVE_S):
+            yield ": keepalive\n\n"

@@ -1,0 +1,69 @@
+"""The whole observed state of the host in one read: capabilities, domains, networks, pools."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from functools import lru_cache
+
+import libvirt
+
+from nodeagent import __version__
+from nodeagent.context import AgentContext
+from nodeagent.domains import read_domain_state
+from nodeagent.errors import libvirt_errors
+from nodeagent.models import DomainState, HostState
+from nodeagent.networks import read_network_state
+from nodeagent.storage import read_pool_state
+
+
+@lru_cache(maxsize=8)
+def parse_capabilities(xml: str) -> tuple[str, str | None]:
+    """Return (arch, cpu model) of the host from capabilities XML."""
+    root = ET.fromstring(xml)
+    return root.findtext("host/cpu/arch", ""), root.findtext("host/cpu/model")
+
+
+def _version(number: int) -> str:
+    return f"{number // 1_000_000}.{number // 1000 % 1000}.{number % 1000}"
+
+
+def read_domains(ctx: AgentContext, conn: libvirt.virConnect) -> list[DomainState]:
+    """Return every domain of the host, by name (one bulk state query, then per-domain XML)."""
+    states = {
+        dom.UUIDString(): (stats["state.state"], stats["state.reason"])
+        for dom, stats in conn.getAllDomainStats(libvirt.VIR_DOMAIN_STATS_STATE, 0)
+    }
+    domains = [
+        read_domain_state(ctx, dom, states.get(dom.UUIDString())) for dom in conn.listAllDomains(0)
+    ]
+    return sorted(domains, key=lambda d: d.name)
+
+
+def read_host_state(ctx: AgentContext) -> HostState:
+    """Return the full observed state of the host."""
+    conn = ctx.connection.get()
+    with libvirt_errors("reading host state"):
+        arch, cpu_model = parse_capabilities(conn.getCapabilities())
+        info = conn.getInfo()
+        return HostState(
+            hostname=conn.getHostname(),
+            agent_version=__version__,
+            libvirt_uri=ctx.connection.uri,
+            libvirt_version=_version(conn.getLibVersion()),
+            migration_uri=ctx.migration_uri,
+            arch=arch or info[0],
+            cpu_model=cpu_model,
+            cpus=info[2],
+            memory_mib=info[1],
+            free_memory_mib=conn.getFreeMemory() // (1 << 20),
+            domains=read_domains(ctx, conn),
+            networks=sorted(
+                (read_network_state(n) for n in conn.listAllNetworks(0)), key=lambda n: n.name
+            ),
+            pools=sorted(
+                (read_pool_state(p) for p in conn.listAllStoragePools(0)), key=lambda p: p.name
+            ),
+            hooks=ctx.hooks.available(),
+            lease=ctx.lease.state(),
+            events_seq=ctx.events.last_seq,
+        )
