@@ -1,0 +1,137 @@
+"""Observed state per host: the agent's last full state, reachability and lease bookkeeping.
+
+The lease columns let HA decisions survive a controller restart: a new controller
+reads when the last renewal may have reached each agent and waits out its TTL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.engine import Connection
+
+from controller.store.canonical import content_hash, to_document
+from controller.store.changes import ChangeDraft
+from controller.store.errors import InvalidInput, NotFound
+from controller.store.records import ObservedHost
+from controller.store.tables import observed
+from controller.store.upsert import upsert
+
+
+def _row(conn: Connection, host: str) -> Any:
+    return conn.execute(select(observed).where(observed.c.host == host)).first()
+
+
+def to_observed(row: Any) -> ObservedHost:
+    """Return the record of an observed row."""
+    return ObservedHost(
+        host=row.host,
+        reachable=row.reachable,
+        state=row.state,
+        last_seen=row.last_seen,
+        last_error=row.last_error,
+        lease_sent_at=row.lease_sent_at,
+        lease_acked_at=row.lease_acked_at,
+        lease_ttl_s=row.lease_ttl_s,
+        lease_epoch=row.lease_epoch,
+        power_fenced_at=row.power_fenced_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _ensure_row(conn: Connection, host: str, now: datetime) -> None:
+    if not host:
+        raise InvalidInput("host", "a host name is required")
+    if _row(conn, host) is None:
+        upsert(
+            conn,
+            observed,
+            {"host": host, "reachable": False, "lease_epoch": 0, "updated_at": now},
+            keys=["host"],
+            update_columns=["updated_at"],
+        )
+
+
+def put_observed(
+    conn: Connection,
+    host: str,
+    reachable: bool,
+    now: datetime,
+    state: Mapping[str, Any] | Any | None = None,
+    error: str | None = None,
+) -> list[ChangeDraft]:
+    """Record one observation of a host; return a change when state, reachability or error moved.
+
+    A reachable observation stores `state` (when given) and stamps last_seen = now; an
+    unreachable one keeps the last state and records `error`.
+    """
+    _ensure_row(conn, host, now)
+    current = _row(conn, host)
+    values: dict[str, Any] = {"reachable": reachable, "last_error": error, "updated_at": now}
+    moved = current.reachable != reachable or current.last_error != error
+    if reachable:
+        values["last_seen"] = now
+        if state is not None:
+            doc = to_document(state, "state")
+            digest = content_hash(doc)
+            if digest != current.state_hash:
+                values.update(state=doc, state_hash=digest)
+                moved = True
+    conn.execute(update(observed).where(observed.c.host == host).values(**values))
+    return [ChangeDraft("observed", "updated", "Host", host)] if moved else []
+
+
+def record_lease_sent(conn: Connection, host: str, epoch: int, ttl_s: int, at: datetime) -> None:
+    """Record a lease renewal that may reach the agent: it is valid until at + ttl_s."""
+    if ttl_s <= 0:
+        raise InvalidInput("lease_ttl_s", f"expected a positive number of seconds, got {ttl_s}")
+    _ensure_row(conn, host, at)
+    conn.execute(
+        update(observed)
+        .where(observed.c.host == host)
+        .values(lease_sent_at=at, lease_ttl_s=ttl_s, lease_epoch=epoch, updated_at=at)
+    )
+
+
+def record_lease_acked(conn: Connection, host: str, epoch: int, at: datetime) -> bool:
+    """Record the agent's confirmation of a renewal; return False (ignored) for another epoch."""
+    return (
+        conn.execute(
+            update(observed)
+            .where(observed.c.host == host, observed.c.lease_epoch == epoch)
+            .values(lease_acked_at=at, updated_at=at)
+        ).rowcount
+        == 1
+    )
+
+
+def record_power_fenced(conn: Connection, host: str, at: datetime | None) -> None:
+    """Record when the host was confirmed powered off by its fence (None clears it)."""
+    if (
+        conn.execute(
+            update(observed).where(observed.c.host == host).values(power_fenced_at=at)
+        ).rowcount
+        != 1
+    ):
+        raise NotFound("Host", host)
+
+
+def get_observed(conn: Connection, host: str) -> ObservedHost:
+    """Return the host's observation; raise NotFound when it was never observed."""
+    row = _row(conn, host)
+    if row is None:
+        raise NotFound("Host", host)
+    return to_observed(row)
+
+
+def list_observed(conn: Connection) -> list[ObservedHost]:
+    """Return every host's observation, by host name."""
+    return [to_observed(r) for r in conn.execute(select(observed).order_by(observed.c.host))]
+
+
+def delete_observed(conn: Connection, host: str) -> bool:
+    """Forget a host's observation; return whether there was one."""
+    return conn.execute(delete(observed).where(observed.c.host == host)).rowcount == 1

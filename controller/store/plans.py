@@ -1,0 +1,104 @@
+"""Plan history: each computed plan with its actions, and each action's outcome."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.engine import Connection
+
+from controller.store.canonical import to_document
+from controller.store.errors import InvalidInput, NotFound
+from controller.store.records import ActionOutcome, PlanRecord
+from controller.store.tables import plan_outcomes, plans
+from controller.store.upsert import upsert
+
+
+def record_plan(
+    conn: Connection,
+    actions: Sequence[Any],
+    source: str | None,
+    revision: str | None,
+    summary: str,
+    now: datetime,
+) -> int:
+    """Store a plan (actions as dicts, models or dataclasses); return its id."""
+    docs = [to_document(action, f"actions[{i}]") for i, action in enumerate(actions)]
+    return conn.execute(
+        insert(plans)
+        .values(created_at=now, source=source, revision=revision, actions=docs, summary=summary)
+        .returning(plans.c.id)
+    ).scalar_one()
+
+
+def _action_count(conn: Connection, plan_id: int) -> int:
+    query = select(plans.c.actions).where(plans.c.id == plan_id)
+    actions = conn.execute(query).scalar_one_or_none()
+    if actions is None:
+        raise NotFound("Plan", str(plan_id))
+    return len(actions)
+
+
+def record_outcome(
+    conn: Connection, plan_id: int, index: int, ok: bool, error: str | None, now: datetime
+) -> None:
+    """Record how action `index` of a plan ended; recording it again replaces the outcome."""
+    count = _action_count(conn, plan_id)
+    if not 0 <= index < count:
+        raise InvalidInput("index", f"plan {plan_id} has {count} actions, got index {index}")
+    upsert(
+        conn,
+        plan_outcomes,
+        {"plan_id": plan_id, "action_index": index, "ok": ok, "error": error, "at": now},
+        keys=["plan_id", "action_index"],
+        update_columns=["ok", "error", "at"],
+    )
+
+
+def finish_plan(conn: Connection, plan_id: int, summary: str | None, now: datetime) -> None:
+    """Mark the plan finished, replacing its summary when one is given."""
+    values: dict[str, Any] = {"finished_at": now}
+    if summary is not None:
+        values["summary"] = summary
+    if conn.execute(update(plans).where(plans.c.id == plan_id).values(**values)).rowcount != 1:
+        raise NotFound("Plan", str(plan_id))
+
+
+def _records(conn: Connection, rows: list[Any]) -> list[PlanRecord]:
+    ids = [r.id for r in rows]
+    outcomes: dict[int, dict[int, ActionOutcome]] = {i: {} for i in ids}
+    if ids:
+        query = select(plan_outcomes).where(plan_outcomes.c.plan_id.in_(ids))
+        for o in conn.execute(query):
+            outcomes[o.plan_id][o.action_index] = ActionOutcome(o.ok, o.error, o.at)
+    return [
+        PlanRecord(
+            id=r.id,
+            created_at=r.created_at,
+            finished_at=r.finished_at,
+            source=r.source,
+            revision=r.revision,
+            actions=r.actions,
+            outcomes=[outcomes[r.id].get(i) for i in range(len(r.actions))],
+            summary=r.summary,
+        )
+        for r in rows
+    ]
+
+
+def get_plan(conn: Connection, plan_id: int) -> PlanRecord:
+    """Return the plan with its outcomes; raise NotFound."""
+    rows = conn.execute(select(plans).where(plans.c.id == plan_id)).all()
+    if not rows:
+        raise NotFound("Plan", str(plan_id))
+    return _records(conn, rows)[0]
+
+
+def list_plans(conn: Connection, source: str | None = None, limit: int = 20) -> list[PlanRecord]:
+    """Return the newest plans first, optionally of one source."""
+    query = select(plans).order_by(plans.c.id.desc()).limit(limit)
+    if source is not None:
+        query = query.where(plans.c.source == source)
+    return _records(conn, conn.execute(query).all())
