@@ -6,6 +6,7 @@ pure over them. Sizes are bytes, CPU is millicores.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from schemas.meta import LabelSelector
@@ -46,13 +47,25 @@ class VMRequest:
     host_selector: LabelSelector | None = None
     pinned_host: str | None = None
     ha_priority: int = 0
+    ha: bool = False
+    """HA on: restarted elsewhere when its host fails (controller.ha)."""
+    migratable: bool = True
+    """False when the VM's migration policy forbids live migration: never moved by a balancer."""
 
 
 @dataclass(frozen=True)
 class Placement:
-    """The chosen host (None: fits nowhere) and a verdict for every host considered."""
+    """The chosen host (None: fits nowhere) and a verdict for every host considered.
+
+    `verdicts` is a sequence of HostVerdict in host-name order; the scheduler hands a
+    lazy sequence that builds the verdicts on first access, so that placing thousands
+    of VMs does not build millions of verdict objects nobody reads. `reason` is
+    "Scheduled" or "NoHostFits"; `score` the chosen host's normalised score (0..1).
+    """
 
     vm: str
     host: str | None
-    verdicts: tuple[HostVerdict, ...]
+    verdicts: Sequence[HostVerdict]
     message: str
+    reason: str = ""
+    score: float | None = None

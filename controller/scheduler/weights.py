@@ -1,0 +1,81 @@
+"""Weights: soft preferences scored 0..1 per host and combined by their factors.
+
+Each weight scores every host between 0 and 1; the host's total is the
+factor-weighted mean, total = sum(factor_w x score_w) / sum(factor_w), so a total is
+always 0..1 and a factor means "this preference counts N times as much". A weight
+that says nothing about this VM (SoftAffinity for a VM in no soft group) is left out
+of both sums instead of adding a constant.
+
+- Spread: 1 - the host's dominant-resource utilisation after placing the VM
+  (even distribution: prefer the least allocated host).
+- Pack: that utilisation itself (power saving: prefer the fullest host that fits).
+- SoftAffinity: the mean of the VM's soft rules, each 0..1 (see `soft_rule_scores`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from controller.scheduler.fleet import Fleet, fraction
+from controller.scheduler.model import VMRequest
+from schemas.policy import WeightName
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Every host's normalised total and the per-weight scores it was made of."""
+
+    total: np.ndarray
+    parts: tuple[tuple[WeightName, np.ndarray], ...]
+
+
+def utilisation_after(
+    fleet: Fleet, cpu_used: np.ndarray, mem_used: np.ndarray, vm: VMRequest
+) -> np.ndarray:
+    """Return each host's dominant-resource utilisation if the VM were added, clipped 0..1."""
+    cpu = fraction(cpu_used + vm.cpu_milli, fleet.cpu_allocatable)
+    mem = fraction(mem_used + vm.memory, fleet.mem_allocatable)
+    return np.clip(np.maximum(cpu, mem), 0.0, 1.0)
+
+
+def score_hosts(
+    fleet: Fleet,
+    vm: VMRequest,
+    cpu_used: np.ndarray,
+    mem_used: np.ndarray,
+    soft_scores: Sequence[np.ndarray],
+) -> Scores:
+    """Return the normalised score of every host for the VM (filters are not applied here)."""
+    util = utilisation_after(fleet, cpu_used, mem_used, vm)
+    spread = 1.0 - util
+    f_spread = fleet.weight[WeightName.SPREAD]
+    f_pack = fleet.weight[WeightName.PACK]
+    numerator = f_spread * spread + f_pack * util
+    denominator = f_spread + f_pack
+    parts: list[tuple[WeightName, np.ndarray]] = [
+        (WeightName.SPREAD, spread),
+        (WeightName.PACK, util),
+    ]
+    if soft_scores:
+        soft = soft_scores[0] if len(soft_scores) == 1 else np.mean(soft_scores, axis=0)
+        f_soft = fleet.weight[WeightName.SOFT_AFFINITY]
+        numerator = numerator + f_soft * soft
+        denominator = denominator + f_soft
+        parts.append((WeightName.SOFT_AFFINITY, soft))
+    safe = np.where(denominator > 0, denominator, 1.0)
+    total = np.where(denominator > 0, numerator / safe, 0.0)
+    return Scores(total=total, parts=tuple(parts))
+
+
+def describe_score(fleet: Fleet, scores: Scores, i: int) -> str:
+    """Return "score 0.83 (Spread 0.80x1, SoftAffinity 1.00x5)" for host i."""
+    terms = [
+        f"{name.value} {values[i]:.2f}x{int(fleet.weight[name][i])}"
+        for name, values in scores.parts
+        if fleet.weight[name][i] > 0
+    ]
+    detail = f" ({', '.join(terms)})" if terms else ""
+    return f"score {scores.total[i]:.2f}{detail}"
