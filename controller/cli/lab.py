@@ -1,0 +1,93 @@
+"""`corral lab`: the tiny test guest and a multi-host libvirt lab on this machine (root only)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import typer
+
+from controller.lab.guest import GuestBuildError, cache_dir_default, ensure_tiny_guest
+from controller.lab.hostconf import LabConfigError
+from controller.lab.libvirtd import DEFAULT_LAB_NAME, DEFAULT_SUBNET, Lab, LabError
+from controller.lab.netns import LabCommandError
+
+lab_app = typer.Typer(
+    help="A lab of real libvirt hosts in network namespaces, and the tiny guest for it.",
+    no_args_is_help=True,
+)
+
+NameOption = typer.Option(DEFAULT_LAB_NAME, "--name", help="Lab name (1-6 of [a-z0-9]).")
+SubnetOption = typer.Option(DEFAULT_SUBNET, "--subnet", help="The lab bridge's /24.")
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(1)
+
+
+def _require_root() -> None:
+    if os.geteuid() != 0:
+        _fail("the lab needs root (network namespaces, mounts, libvirtd)")
+
+
+@lab_app.command("guest")
+def guest(
+    directory: Path = typer.Option(
+        None, "--dir", help="Cache dir (default $CORRAL_GUEST_DIR or /var/cache/corral/guest)."
+    ),
+    refresh: bool = typer.Option(False, help="Fetch a newer kernel if apt knows one."),
+) -> None:
+    """Build (once, cached) the tiny guest and print its kernel and initrd paths."""
+    try:
+        image = ensure_tiny_guest(directory or cache_dir_default(), refresh=refresh)
+    except (GuestBuildError, OSError) as exc:
+        _fail(str(exc))
+    typer.echo(f"kernel: {image.kernel}")
+    typer.echo(f"initrd: {image.initrd}")
+    typer.echo(f"cmdline: {image.cmdline}")
+
+
+@lab_app.command("up")
+def up(
+    hosts: int = typer.Option(2, "--hosts", help="Number of hosts."),
+    name: str = NameOption,
+    subnet: str = SubnetOption,
+) -> None:
+    """Start (or repair) hosts 1..N, each with its own libvirtd, and print their URIs."""
+    _require_root()
+    try:
+        started = Lab(name, subnet).up(hosts)
+    except (LabConfigError, LabError, LabCommandError) as exc:
+        _fail(str(exc))
+    for host in started:
+        typer.echo(f"{host.name}\t{host.ip}\t{host.uri}\tnsenter -t {host.anchor_pid} -m -n")
+
+
+@lab_app.command("status")
+def status(name: str = NameOption, subnet: str = SubnetOption) -> None:
+    """Print the lab's running hosts."""
+    try:
+        hosts = Lab(name, subnet).hosts
+    except LabConfigError as exc:
+        _fail(str(exc))
+    if not hosts:
+        typer.echo(f"lab {name}: no hosts")
+    for host in hosts:
+        typer.echo(f"{host.name}\t{host.ip}\t{host.uri}")
+
+
+@lab_app.command("down")
+def down(name: str = NameOption, subnet: str = SubnetOption) -> None:
+    """Remove every namespace, link, process and dir of the lab (also after a crash)."""
+    _require_root()
+    try:
+        Lab(name, subnet).down()
+    except (LabConfigError, LabError, LabCommandError) as exc:
+        _fail(str(exc))
+    typer.echo(f"lab {name}: down")
+
+
+def register(app: typer.Typer) -> None:
+    """Adds the `lab` command group to the corral app."""
+    app.add_typer(lab_app, name="lab")

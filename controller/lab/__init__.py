@@ -1,0 +1,1 @@
+"""Lab infrastructure: the tiny guest, heartbeats, and real libvirtd hosts on one machine."""
