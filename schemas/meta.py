@@ -7,6 +7,8 @@ never a silently ignored setting.
 
 from __future__ import annotations
 
+import json
+import math
 import re
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -26,6 +28,16 @@ from pydantic.alias_generators import to_camel
 API_GROUP = "corral.dev"
 API_VERSION = f"{API_GROUP}/v1alpha1"
 
+
+def quote(value: Any) -> str:
+    """Return a value the way a manifest writes it, for messages: "20 GB", 3, true, null."""
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    return str(value)
+
+
 # --- names -------------------------------------------------------------------------------
 
 DNS_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -42,10 +54,10 @@ def check_dns_label(value: str) -> str:
     if not isinstance(value, str):
         raise ValueError(f"expected a name (string), got {type(value).__name__}")
     if len(value) > DNS_LABEL_MAX:
-        raise ValueError(f"name {value!r} is {len(value)} characters long, the limit is 63")
+        raise ValueError(f"name {quote(value)} is {len(value)} characters long, the limit is 63")
     if not DNS_LABEL_RE.match(value):
         raise ValueError(
-            f"name {value!r} is not a DNS-1123 label: use lowercase letters, digits and '-', "
+            f"name {quote(value)} is not a DNS-1123 label: use lowercase letters, digits and '-', "
             "starting and ending with a letter or digit"
         )
     return value
@@ -68,11 +80,11 @@ def check_labels(value: dict[str, str]) -> dict[str, str]:
     """Return `value` if every key and value is a valid Kubernetes label, else raise."""
     for key, val in value.items():
         if not LABEL_KEY_RE.match(key):
-            raise ValueError(f"label key {key!r} is not a valid label key ([prefix/]name)")
+            raise ValueError(f"label key {quote(key)} is not a valid label key ([prefix/]name)")
         if not LABEL_VALUE_RE.match(val):
             raise ValueError(
-                f"label {key}={val!r}: a value is at most 63 letters, digits, '-', '_' or '.', "
-                "starting and ending with a letter or digit"
+                f"label {key}={quote(val)}: a value is at most 63 letters, digits, '-', '_' "
+                "or '.', starting and ending with a letter or digit"
             )
     return value
 
@@ -83,7 +95,7 @@ Labels = Annotated[dict[str, str], AfterValidator(check_labels)]
 
 _BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50}
 _DECIMAL = {"k": 10**3, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15}
-QUANTITY_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(Ki|Mi|Gi|Ti|Pi|k|K|M|G|T|P)?\s*$")
+QUANTITY_RE = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|k|K|M|G|T|P)?$")
 QUANTITY_PATTERN = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|k|K|M|G|T|P)?$"
 
 
@@ -95,7 +107,7 @@ def parse_bytes(value: Any) -> int:
     a whole number of bytes ("1.5Gi").
     """
     if isinstance(value, bool):
-        raise ValueError(f'expected a quantity like "20Gi", got {value!r}')
+        raise ValueError(f'expected a quantity like "20Gi", got {quote(value)}')
     if isinstance(value, int):
         if value < 0:
             raise ValueError(f"expected a non-negative size, got {value}")
@@ -103,10 +115,10 @@ def parse_bytes(value: Any) -> int:
     if isinstance(value, float) and value.is_integer() and value >= 0:
         return int(value)
     if not isinstance(value, str):
-        raise ValueError(f'expected a quantity like "20Gi", got {value!r}')
+        raise ValueError(f'expected a quantity like "20Gi", got {quote(value)}')
     match = QUANTITY_RE.match(value)
     if not match:
-        raise ValueError(f'expected a quantity like "20Gi" or "512Mi", got {value!r}')
+        raise ValueError(f'expected a quantity like "20Gi" or "512Mi", got {quote(value)}')
     number, suffix = match.groups()
     factor = _BINARY.get(suffix or "") or _DECIMAL.get(suffix or "") or 1
     if "." in number:
@@ -114,7 +126,7 @@ def parse_bytes(value: Any) -> int:
         numerator = int(whole + frac) * factor
         denominator = 10 ** len(frac)
         if numerator % denominator:
-            raise ValueError(f"quantity {value!r} is not a whole number of bytes")
+            raise ValueError(f"quantity {quote(value)} is not a whole number of bytes")
         return numerator // denominator
     return int(number) * factor
 
@@ -141,29 +153,27 @@ ByteQuantity = Annotated[
 ]
 """A size in bytes, written in manifests as "20Gi"; serialised in its canonical form."""
 
-MILLI_RE = re.compile(r"^\s*([0-9]+)m\s*$")
+MILLI_RE = re.compile(r"^([0-9]+)m$")
+MILLICPU_PATTERN = r"^([0-9]+m|[0-9]+(\.[0-9]{1,3})?)$"
 
 
 def parse_millicpus(value: Any) -> int:
     """Return CPU millicores from 2, 1.5, "2" or "500m"; raise ValueError otherwise."""
     if isinstance(value, bool):
-        raise ValueError(f'expected a CPU quantity like 2 or "500m", got {value!r}')
+        raise ValueError(f'expected a CPU quantity like 2 or "500m", got {quote(value)}')
     if isinstance(value, int | float):
+        if not math.isfinite(value):
+            raise ValueError(f'expected a CPU quantity like 2 or "500m", got {quote(value)}')
         if value < 0:
             raise ValueError(f"expected a non-negative CPU quantity, got {value}")
         millis = value * 1000
         if not float(millis).is_integer():
             raise ValueError(f"CPU quantity {value} is finer than one millicore")
         return int(millis)
-    if isinstance(value, str):
+    if isinstance(value, str) and re.match(MILLICPU_PATTERN, value):
         match = MILLI_RE.match(value)
-        if match:
-            return int(match.group(1))
-        try:
-            return parse_millicpus(float(value))
-        except ValueError:
-            pass
-    raise ValueError(f'expected a CPU quantity like 2 or "500m", got {value!r}')
+        return int(match.group(1)) if match else parse_millicpus(float(value))
+    raise ValueError(f'expected a CPU quantity like 2 or "500m", got {quote(value)}')
 
 
 def format_millicpus(value: int) -> str | int:
@@ -179,7 +189,7 @@ MilliCPU = Annotated[
         {
             "anyOf": [
                 {"type": "number", "minimum": 0},
-                {"type": "string", "pattern": r"^[0-9]+m?$"},
+                {"type": "string", "pattern": MILLICPU_PATTERN},
             ],
             "x-kubernetes-int-or-string": True,
         }
@@ -191,13 +201,13 @@ MilliCPU = Annotated[
 def parse_cpu_count(value: Any) -> int:
     """Return a whole, positive vCPU count from 2 or "2"; raise ValueError otherwise."""
     if isinstance(value, bool):
-        raise ValueError(f"expected a whole number of CPUs, got {value!r}")
+        raise ValueError(f"expected a whole number of CPUs, got {quote(value)}")
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value.strip())
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if not isinstance(value, int):
-        raise ValueError(f"expected a whole number of CPUs like 2, got {value!r}")
+        raise ValueError(f"expected a whole number of CPUs like 2, got {quote(value)}")
     if value < 1:
         raise ValueError(f"expected at least 1 CPU, got {value}")
     return value
@@ -318,7 +328,7 @@ REASON_RE = re.compile(r"^[A-Z][A-Za-z0-9]*$")
 def check_reason(value: str) -> str:
     """Return `value` if it is a CamelCase reason, else raise ValueError."""
     if not REASON_RE.match(value):
-        raise ValueError(f"a reason is CamelCase like 'NoHostFits', got {value!r}")
+        raise ValueError(f"a reason is CamelCase like 'NoHostFits', got {quote(value)}")
     return value
 
 

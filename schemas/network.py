@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from schemas.meta import CorralModel, LabelSelector, Name, ObjectStatus, Resource
+from schemas.meta import CorralModel, LabelSelector, Name, ObjectStatus, Resource, quote
 
 
 class NetworkMode(StrEnum):
@@ -36,7 +36,7 @@ class IPv4(CorralModel):
             net = ipaddress.IPv4Network(value, strict=True)
         except ValueError as exc:
             raise ValueError(
-                f'expected an IPv4 subnet like "10.10.0.0/24", got {value!r} ({exc})'
+                f'expected an IPv4 subnet like "10.10.0.0/24", got {quote(value)} ({exc})'
             ) from None
         if net.prefixlen > 30:
             raise ValueError(f"subnet {value} is too small for a gateway and guests (max /30)")
@@ -54,7 +54,7 @@ class IPv4(CorralModel):
             try:
                 addr = ipaddress.IPv4Address(value)
             except ValueError:
-                raise ValueError(f"{field}: {value!r} is not an IPv4 address") from None
+                raise ValueError(f"{field}: {quote(value)} is not an IPv4 address") from None
             if addr not in net:
                 raise ValueError(f"{field}: {value} is outside the subnet {self.cidr}")
         if self.dhcp and ipaddress.IPv4Address(self.dhcp.start) > ipaddress.IPv4Address(

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from schemas.meta import CorralModel, LabelSelector, ObjectStatus, Resource
+from schemas.meta import CorralModel, LabelSelector, ObjectStatus, Resource, quote
 
 
 class FilterName(StrEnum):
@@ -59,7 +59,7 @@ class Balancer(CorralModel):
     @classmethod
     def _hours(cls, value: str | None) -> str | None:
         if value is not None and not HOURS_RE.match(value):
-            raise ValueError(f'expected hours like "22:00-06:00", got {value!r}')
+            raise ValueError(f'expected hours like "22:00-06:00", got {quote(value)}')
         return value
 
     @model_validator(mode="after")

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from schemas.meta import ByteQuantity, CorralModel, LabelSelector, ObjectStatus, Resource
+from schemas.meta import ByteQuantity, CorralModel, LabelSelector, ObjectStatus, Resource, quote
 
 
 class PoolType(StrEnum):
@@ -39,7 +39,7 @@ class StoragePoolSpec(CorralModel):
     @model_validator(mode="after")
     def _type_rules(self) -> StoragePoolSpec:
         if not self.path.startswith("/"):
-            raise ValueError(f"path must be absolute, got {self.path!r}")
+            raise ValueError(f"path must be absolute, got {quote(self.path)}")
         src = self.source
         if self.type is PoolType.NETFS and not (src and src.host and src.path):
             raise ValueError("type netfs needs source.host and source.path (the NFS export)")

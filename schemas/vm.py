@@ -16,6 +16,7 @@ from schemas.meta import (
     Name,
     ObjectStatus,
     Resource,
+    quote,
 )
 
 
@@ -87,7 +88,7 @@ class Boot(CorralModel):
             raise ValueError("initrd and cmdline need a kernel (direct kernel boot)")
         for path in (self.kernel, self.initrd):
             if path is not None and not path.startswith("/"):
-                raise ValueError(f"kernel and initrd paths must be absolute, got {path!r}")
+                raise ValueError(f"kernel and initrd paths must be absolute, got {quote(path)}")
         return self
 
 
@@ -106,7 +107,7 @@ class Disk(CorralModel):
         if bool(self.volume) == bool(self.cdrom):
             raise ValueError("set exactly one of volume or cdrom")
         if self.cdrom and not self.cdrom.startswith("/"):
-            raise ValueError(f"cdrom must be an absolute path, got {self.cdrom!r}")
+            raise ValueError(f"cdrom must be an absolute path, got {quote(self.cdrom)}")
         return self
 
 
@@ -177,7 +178,7 @@ class VirtualMachineFields(CorralModel):
             seen: set[str] = set()
             for item in items:
                 if item.name in seen:
-                    raise ValueError(f"{field}: name {item.name!r} is used twice")
+                    raise ValueError(f"{field}: name {quote(item.name)} is used twice")
                 seen.add(item.name)
         return self
 
