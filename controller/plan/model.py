@@ -106,6 +106,9 @@ class Action:
     payload: dict[str, Any] = field(default_factory=dict, hash=False, compare=True)
     diff: tuple[dict[str, Any], ...] = field(default=(), hash=False, compare=True)
     disruptive: bool = False
+    params: dict[str, str] = field(default_factory=dict, hash=False, compare=True)
+    """Names the agent call needs besides the target: {"pool": ...} for a volume,
+    {"destination": host} for a migration."""
 
     @property
     def ref(self) -> str:

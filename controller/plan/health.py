@@ -1,0 +1,67 @@
+"""Host health for one pass: controller.ha's assessment of every desired host."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from controller.ha import assess_host
+from controller.plan.model import HostObservation, PolicyContext
+from schemas.host import FenceMethod, Host
+
+REQUEST_TIMEOUT_S = 10.0
+"""The longest an agent call may take: a lease renewal sent may arrive this much later."""
+
+POWER_FENCES = frozenset({FenceMethod.IPMI, FenceMethod.REDFISH, FenceMethod.COMMAND})
+
+
+@dataclass(frozen=True)
+class HostHealthView:
+    """What the planner needs of a host's health: state, can act, may restart its VMs."""
+
+    state: str
+    up: bool
+    failed: bool
+    safe_to_restart: bool
+    reason: str
+    message: str
+    fenced: bool
+
+
+def assess_hosts(
+    hosts: dict[str, Host],
+    observations: dict[str, HostObservation],
+    policy: PolicyContext,
+    now: datetime,
+) -> dict[str, HostHealthView]:
+    """Return the health of every desired host, assessed by controller.ha.assess_host."""
+    out: dict[str, HostHealthView] = {}
+    for name, host in hosts.items():
+        obs = observations[name]
+        fencing = host.spec.fencing
+        health = assess_host(
+            obs,
+            ttl_s=fencing.lease_ttl_s,
+            margin_s=policy.for_host(name).ha_restart_margin_s,
+            request_timeout_s=REQUEST_TIMEOUT_S,
+            now=now,
+            fencing_method=fencing.method,
+        )
+        state = str(health.state)
+        out[name] = HostHealthView(
+            state=state,
+            up=state == "Up",
+            failed=state in ("Failed", "Fenced"),
+            safe_to_restart=health.safe_to_restart,
+            reason=health.reason,
+            message=health.message,
+            fenced=obs.power_fenced_at is not None,
+        )
+    return out
+
+
+def fence_action_needed(world: object, host: str) -> bool:
+    """Return True when a failed host has a power fence and has not been fenced yet."""
+    health = world.health[host]  # type: ignore[attr-defined]
+    method = world.desired.hosts[host].spec.fencing.method  # type: ignore[attr-defined]
+    return health.failed and method in POWER_FENCES and not health.fenced

@@ -1,0 +1,83 @@
+"""Index observed host states for lookups by host and object name.
+
+Only desired hosts (kind Host) count: an observed host that is not desired is ignored.
+A host never reached, or not answering now, is indexed from its last known state so
+that its objects can be reported, but nothing is planned on it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from controller.plan.model import HostObservation, Observed
+from nodeagent.models import DomainState, HostState, NetworkState, PoolState, VolumeState
+
+VM_LABEL = "corral.dev/vm"
+"""Domain metadata label naming the Corral VM a domain belongs to."""
+
+ACTIVE_STATES = frozenset({"running", "paused", "blocked", "pmsuspended", "shutdown"})
+"""Domain states in which the guest may still run (shutdown = shutting down)."""
+
+
+def is_incoming_migration(domain: DomainState) -> bool:
+    """Return True for the paused destination side of a live migration in progress."""
+    return domain.state == "paused" and "migrat" in domain.reason
+
+
+@dataclass(frozen=True)
+class Copy:
+    """One domain of a VM on one host."""
+
+    host: str
+    domain: DomainState
+
+    @property
+    def active(self) -> bool:
+        return self.domain.state in ACTIVE_STATES and not is_incoming_migration(self.domain)
+
+
+@dataclass
+class ObservedIndex:
+    """Observed objects of the desired hosts, by host and name."""
+
+    obs: dict[str, HostObservation]
+    states: dict[str, HostState] = field(default_factory=dict)
+    copies: dict[str, list[Copy]] = field(default_factory=dict)
+    """Domain name -> its copies on desired hosts, in host name order."""
+    networks: dict[tuple[str, str], NetworkState] = field(default_factory=dict)
+    pools: dict[tuple[str, str], PoolState] = field(default_factory=dict)
+    volumes: dict[tuple[str, str, str], VolumeState] = field(default_factory=dict)
+    """(host, pool, volume) -> volume."""
+    volume_hosts: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    """(pool, volume) -> hosts where it is observed, in name order."""
+
+    def reachable(self, host: str) -> bool:
+        """Return True when the host's agent answered the last read and its state is known."""
+        obs = self.obs.get(host)
+        return obs is not None and obs.reachable and host in self.states
+
+    def migration_uri(self, host: str) -> str | None:
+        state = self.states.get(host)
+        return state.migration_uri if state else None
+
+
+def index_observed(observed: Observed, hosts: list[str]) -> ObservedIndex:
+    """Return the index of what `observed` says about the desired `hosts` (sorted)."""
+    index = ObservedIndex(obs={})
+    for host in sorted(hosts):
+        obs = observed.hosts.get(host) or HostObservation(name=host, reachable=False)
+        index.obs[host] = obs
+        state = obs.state
+        if state is None:
+            continue
+        index.states[host] = state
+        for domain in state.domains:
+            index.copies.setdefault(domain.name, []).append(Copy(host, domain))
+        for net in state.networks:
+            index.networks[(host, net.name)] = net
+        for pool in state.pools:
+            index.pools[(host, pool.name)] = pool
+            for vol in pool.volumes:
+                index.volumes[(host, pool.name, vol.name)] = vol
+                index.volume_hosts.setdefault((pool.name, vol.name), []).append(host)
+    return index

@@ -1,0 +1,63 @@
+"""plan(desired, observed, policy) -> Plan: the one pure decision of a reconcile pass.
+
+Steps, each in its own module: expand templates (expand), index observed state
+(observe), assess host health (health, via controller.ha), place VMs (placement, via
+controller.scheduler), find moves (migration), then networks and pools (networks,
+storage), volumes (storage), VMs on their hosts (vms), live moves and migrations in
+flight (migration), deletions (delete), verdicts (verdicts), and the order (order).
+No I/O, no clock but `observed.now`, no randomness: equal inputs give an equal plan.
+"""
+
+from __future__ import annotations
+
+from controller.plan.builder import PlanBuilder
+from controller.plan.delete import plan_deletions
+from controller.plan.expand import expand
+from controller.plan.health import assess_hosts
+from controller.plan.migration import (
+    find_moves,
+    plan_cold_moves,
+    plan_live_moves,
+    watch_migrations,
+)
+from controller.plan.model import Desired, Observed, Plan, PolicyContext
+from controller.plan.networks import plan_networks
+from controller.plan.observe import index_observed
+from controller.plan.order import order_actions
+from controller.plan.placement import decide_placements
+from controller.plan.storage import plan_pools, plan_volumes, volume_needs
+from controller.plan.verdicts import host_verdicts, passive_verdicts
+from controller.plan.vms import plan_vm_on_host
+from controller.plan.world import World
+
+
+def plan(desired: Desired, observed: Observed, policy: PolicyContext) -> Plan:
+    """Return the ordered actions that move `observed` towards `desired`, and every verdict.
+
+    Empty actions mean converged (or blocked: the verdicts say which and why).
+    """
+    expanded = expand(desired)
+    index = index_observed(observed, list(expanded.hosts))
+    health = assess_hosts(expanded.hosts, index.obs, policy, observed.now)
+    world = World(expanded, index, health, policy, observed.now, dict(desired.requests))
+    out = PlanBuilder()
+    plan_networks(world, out)
+    plan_pools(world, out)
+    dec = decide_placements(world, out)
+    moves = find_moves(world, dec)
+    plan_cold_moves(world, out, dec, moves)
+    needs = volume_needs(world)
+    plan_live_moves(world, out, dec, moves, needs)
+    plan_volumes(world, out, needs, dec.hosts)
+    for name, target in dec.targets.items():
+        if name not in dec.live_moves:
+            plan_vm_on_host(world, out, expanded.vms[name], target)
+    watch_migrations(world, out, dec)
+    plan_deletions(world, out, needs)
+    passive_verdicts(world, out)
+    host_verdicts(world, out, dec)
+    return Plan(
+        actions=order_actions(out.actions),
+        verdicts=dict(sorted(out.verdicts.items())),
+        revision=desired.revision,
+    )

@@ -1,0 +1,153 @@
+"""Verdicts of hosts and of the kinds that act through other objects.
+
+Host phase: Pending (never reached), NonResponsive / Fenced (not answering),
+PreparingForMaintenance (maintenance with VMs still on it) then Maintenance, else Up.
+Corral-labelled domains of no known VM (orphans) are reported on their host, never
+touched: Corral may not own them any more.
+"""
+
+from __future__ import annotations
+
+from controller.plan import reasons
+from controller.plan.builder import PlanBuilder
+from controller.plan.model import ActionType
+from controller.plan.observe import VM_LABEL
+from controller.plan.placement import Decisions
+from controller.plan.world import World
+from schemas.host import HostPhase
+
+
+def host_verdicts(world: World, out: PlanBuilder, dec: Decisions) -> None:
+    """Set the verdict of every desired host."""
+    on_host: dict[str, list[str]] = {}
+    for vm, host in dec.hosts.items():
+        on_host.setdefault(host, []).append(vm)
+    leaving = {a.target[1] for a in out.actions if a.type is ActionType.MIGRATE_VM}
+    known = set(world.desired.vms) | set(world.desired.deleted.get("VirtualMachine", {}))
+    for name, host in world.desired.hosts.items():
+        key = ("Host", name)
+        health = world.health[name]
+        state = world.observed.states.get(name)
+        orphans = sorted(
+            d.name
+            for d in (state.domains if state else [])
+            if d.metadata.get(VM_LABEL) and d.name not in known
+        )
+        extra = {"orphans": orphans, "vms": len(on_host.get(name, []))}
+        note = (
+            f"; Corral-labelled domains of no known VM left alone: {', '.join(orphans)}"
+            if orphans
+            else ""
+        )
+        if state is None:
+            out.verdict(
+                key,
+                False,
+                reasons.HOST_PENDING,
+                f"Host {name} has not been reached yet ({health.message})",
+                phase=HostPhase.PENDING.value,
+                **extra,
+            )
+        elif not world.actionable(name):
+            phase = HostPhase.FENCED if health.fenced else HostPhase.NON_RESPONSIVE
+            out.verdict(
+                key,
+                False,
+                reasons.HOST_FAILED if health.failed else reasons.AGENT_UNREACHABLE,
+                f"Host {name} does not answer: {health.message}",
+                phase=phase.value,
+                **extra,
+            )
+        elif host.spec.maintenance:
+            staying = sorted(set(on_host.get(name, [])) - leaving)
+            moving = sorted(set(on_host.get(name, [])) & leaving)
+            if not on_host.get(name):
+                out.verdict(
+                    key,
+                    True,
+                    reasons.IN_MAINTENANCE,
+                    f"Host {name} is in maintenance and holds no VM{note}",
+                    phase=HostPhase.MAINTENANCE.value,
+                    **extra,
+                )
+            elif staying and not moving and _blocked(out, staying):
+                out.verdict(
+                    key,
+                    False,
+                    reasons.DRAIN_BLOCKED,
+                    f"Host {name} is in maintenance but {', '.join(staying[:5])} cannot "
+                    "leave: " + _first_reason(out, staying) + "; nothing is stopped for it",
+                    stalled=True,
+                    phase=HostPhase.PREPARING_FOR_MAINTENANCE.value,
+                    **extra,
+                )
+            else:
+                out.verdict(
+                    key,
+                    False,
+                    reasons.DRAINING,
+                    f"Host {name} is draining for maintenance: {len(on_host[name])} VM(s) "
+                    f"left, {len(moving)} moving now",
+                    phase=HostPhase.PREPARING_FOR_MAINTENANCE.value,
+                    **extra,
+                )
+        else:
+            out.verdict(
+                key,
+                True,
+                reasons.HOST_UP,
+                f"Host {name} is up with {len(on_host.get(name, []))} VM(s){note}",
+                phase=HostPhase.UP.value,
+                **extra,
+            )
+
+
+def _blocked(out: PlanBuilder, vms: list[str]) -> bool:
+    """Return True when every VM still on a draining host is stalled (cannot move)."""
+    return all(
+        (v := out.verdicts.get(("VirtualMachine", vm))) is not None and v.stalled for vm in vms
+    )
+
+
+def _first_reason(out: PlanBuilder, vms: list[str]) -> str:
+    verdict = out.verdicts.get(("VirtualMachine", vms[0]))
+    return verdict.message if verdict else "no host fits"
+
+
+def passive_verdicts(world: World, out: PlanBuilder) -> None:
+    """Set verdicts of Templates, AffinityGroups, SchedulingPolicies and Snapshots."""
+    for name in world.desired.templates:
+        users = sum(1 for vm in world.desired.vms.values() if vm.spec.template == name)
+        out.verdict(
+            ("Template", name),
+            True,
+            reasons.ACCEPTED,
+            f"Template {name} is used by {users} VM(s)",
+        )
+    for group in world.desired.affinity:
+        out.verdict(
+            ("AffinityGroup", group.name),
+            True,
+            reasons.ACCEPTED,
+            f"AffinityGroup {group.name} is enforced at placement and by moves",
+        )
+    for name, policy in world.desired.policies.items():
+        hosts = world.matching_hosts(policy.spec.host_selector)
+        out.verdict(
+            ("SchedulingPolicy", name),
+            True,
+            reasons.ACCEPTED,
+            f"SchedulingPolicy {name} governs {len(hosts)} host(s)",
+            hosts=hosts,
+        )
+    for name in world.desired.snapshots:
+        out.verdict(
+            ("Snapshot", name),
+            False,
+            reasons.SNAPSHOTS_NOT_OBSERVED,
+            f"Snapshot {name} is not planned: the node agent's host state does not list "
+            "snapshots, so the controller cannot see whether it exists",
+            stalled=True,
+        )
+    for key, (reason, message) in world.desired.problems.items():
+        out.verdict(key, False, reason, message, stalled=True)

@@ -1,0 +1,41 @@
+"""The whole picture one planning pass works from: expanded desired, indexed observed, health."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from controller.plan.expand import Expanded
+from controller.plan.health import HostHealthView
+from controller.plan.model import PolicyContext
+from controller.plan.observe import ObservedIndex
+from schemas.meta import LabelSelector
+
+
+@dataclass
+class World:
+    """Desired (expanded), observed (indexed) and host health at `now`."""
+
+    desired: Expanded
+    observed: ObservedIndex
+    health: dict[str, HostHealthView]
+    policy: PolicyContext
+    now: datetime
+    requests: dict[tuple[str, str], str]
+
+    @property
+    def host_names(self) -> list[str]:
+        """Return the desired hosts' names, sorted."""
+        return list(self.desired.hosts)
+
+    def actionable(self, host: str) -> bool:
+        """Return True when actions can be sent to the host: it answers and is not failed."""
+        return self.observed.reachable(host) and self.health[host].up
+
+    def matching_hosts(self, selector: LabelSelector) -> list[str]:
+        """Return the desired hosts (sorted) whose labels match `selector`."""
+        return [
+            name
+            for name, host in self.desired.hosts.items()
+            if selector.matches(host.metadata.labels)
+        ]
