@@ -6,7 +6,7 @@ references across the whole set. It reports every error it finds, never only the
 never writes a file. `load_text` does the same for one text.
 """
 
-from controller.manifests.files import iter_manifest_files
+from controller.manifests.files import MANIFEST_SUFFIXES, iter_manifest_files
 from controller.manifests.loader import load_paths, load_text
 from controller.manifests.result import (
     Limits,
@@ -19,6 +19,7 @@ from controller.manifests.result import (
 )
 
 __all__ = [
+    "MANIFEST_SUFFIXES",
     "Limits",
     "LoadResult",
     "LoadedObject",

@@ -206,6 +206,14 @@ class _Load:
         self.by_id[object_id] = loaded
         self.result.objects.append(loaded)
 
+    def finish(self) -> LoadResult:
+        """Return the result with errors in reading order: by file, then line and column."""
+        order = {name: index for index, name in enumerate(dict.fromkeys(self.result.files))}
+        self.result.errors.sort(
+            key=lambda e: (order.get(e.file, len(order)), e.line or 0, e.column or 0)
+        )
+        return self.result
+
     def check_references(self) -> None:
         """Add an error for every dangling reference or clash across the valid objects.
 
@@ -285,7 +293,7 @@ def load_paths(
             if load.stopped:
                 break
         load.check_references()
-    return load.result
+    return load.finish()
 
 
 def load_text(text: str, filename: str = "<text>", *, limits: Limits | None = None) -> LoadResult:
@@ -305,4 +313,4 @@ def load_text(text: str, filename: str = "<text>", *, limits: Limits | None = No
         else:
             load.add_text(text, filename)
         load.check_references()
-    return load.result
+    return load.finish()
