@@ -7,6 +7,7 @@ handlers are plain functions that FastAPI runs in its thread pool.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -14,13 +15,14 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import libvirt
-from fastapi import Body, FastAPI, Header, Query, Request
+from fastapi import Body, Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from nodeagent import __version__, domains, migration, networks, snapshots, storage
 from nodeagent.agent import Agent
+from nodeagent.context import AgentContext
 from nodeagent.errors import AgentFailure, from_libvirt
 from nodeagent.models import (
     AgentError,
@@ -81,9 +83,26 @@ def format_sse(event: AgentEvent) -> str:
     return f"id: {event.seq}\nevent: {event.kind}\ndata: {event.model_dump_json()}\n\n"
 
 
-def create_app(agent: Agent) -> FastAPI:
-    """Return the ASGI app serving `agent` (transport security is added by the server)."""
-    ctx = agent.ctx
+async def _agent(request: Request) -> Agent:
+    agent = request.app.state.agent
+    if agent is None:
+        raise AgentFailure("unavailable", "agent is starting", retryable=True)
+    return agent
+
+
+async def _ctx(request: Request) -> AgentContext:
+    return (await _agent(request)).ctx
+
+
+AgentDep = Annotated[Agent, Depends(_agent)]
+Ctx = Annotated[AgentContext, Depends(_ctx)]
+
+
+def create_app(agent: Agent | None = None) -> FastAPI:
+    """Return the ASGI app serving `agent` (settable later as `app.state.agent`).
+
+    Transport security (mutual TLS, controller identity) is added by nodeagent.serve.
+    """
     app = FastAPI(
         title="Corral node agent",
         version=__version__,
@@ -92,6 +111,7 @@ def create_app(agent: Agent) -> FastAPI:
         redoc_url=None,
         responses=_ERRORS,
     )
+    app.state.agent = agent
 
     @app.exception_handler(AgentFailure)
     async def _agent_failure(_request: Request, exc: AgentFailure) -> JSONResponse:
@@ -119,22 +139,20 @@ def create_app(agent: Agent) -> FastAPI:
     # --- reads ---------------------------------------------------------------------------
 
     @app.get("/v1/health", response_model=Health)
-    def health() -> Health:
+    def health(ctx: Ctx) -> Health:
         """Return whether the agent runs and reaches libvirt (never fails)."""
-        try:
+        with contextlib.suppress(AgentFailure):
             ctx.connection.get()
-        except AgentFailure:
-            pass
         connected = ctx.connection.connected()
         return Health(ok=connected, libvirt_connected=connected, agent_version=__version__)
 
     @app.get("/v1/state", response_model=HostState)
-    def get_state() -> HostState:
+    def get_state(ctx: Ctx) -> HostState:
         """Return the host's full observed state."""
         return read_host_state(ctx)
 
     @app.get("/v1/stats", response_model=HostStats)
-    def get_stats() -> HostStats:
+    def get_stats(ctx: Ctx) -> HostStats:
         """Return host and per-domain statistics."""
         return read_stats(ctx)
 
@@ -144,6 +162,7 @@ def create_app(agent: Agent) -> FastAPI:
         responses={200: {"content": {"text/event-stream": {}}}},
     )
     async def get_events(
+        agent: AgentDep,
         since: Annotated[int | None, Query(description="last seq the client has")] = None,
         wait_s: Annotated[float | None, Query(gt=0, description="close after seconds")] = None,
         last_event_id: Annotated[int | None, Header()] = None,
@@ -157,146 +176,148 @@ def create_app(agent: Agent) -> FastAPI:
     # --- domains -------------------------------------------------------------------------
 
     @app.get("/v1/domains/{name}", response_model=DomainState)
-    def get_domain(name: str) -> DomainState:
+    def get_domain(ctx: Ctx, name: str) -> DomainState:
         """Return one domain's observed state."""
         return domains.get_domain(ctx, name)
 
     @app.put("/v1/domains/{name}", response_model=ApplyResult)
-    def put_domain(name: str, spec: DomainSpec) -> ApplyResult:
+    def put_domain(ctx: Ctx, name: str, spec: DomainSpec) -> ApplyResult:
         """ensure_domain_defined: the persistent definition equals `spec`."""
         return domains.ensure_domain_defined(ctx, name, spec)
 
     @app.post("/v1/domains/{name}/ensure-running", response_model=VerbResult)
-    def ensure_running(name: str) -> VerbResult:
+    def ensure_running(ctx: Ctx, name: str) -> VerbResult:
         """ensure_running: the domain runs (started through hooks, or resumed)."""
         return domains.ensure_running(ctx, name)
 
     @app.post("/v1/domains/{name}/ensure-stopped", response_model=VerbResult)
-    def ensure_stopped(name: str, request: StopRequest | None = None) -> VerbResult:
+    def ensure_stopped(ctx: Ctx, name: str, request: StopRequest | None = None) -> VerbResult:
         """ensure_stopped: graceful shutdown, destroy after `timeout_s`."""
         timeout_s = (request or StopRequest()).timeout_s
         return domains.ensure_stopped(ctx, name, timeout_s)
 
     @app.post("/v1/domains/{name}/ensure-destroyed", response_model=VerbResult)
-    def ensure_destroyed(name: str) -> VerbResult:
+    def ensure_destroyed(ctx: Ctx, name: str) -> VerbResult:
         """ensure_destroyed: the domain is off (hard power-off if it ran)."""
         return domains.ensure_destroyed(ctx, name)
 
     @app.delete("/v1/domains/{name}", response_model=VerbResult)
-    def delete_domain(name: str, force: bool = False) -> VerbResult:
+    def delete_domain(ctx: Ctx, name: str, force: bool = False) -> VerbResult:
         """ensure_undefined: the domain is gone; running ones need force=true."""
         return domains.ensure_undefined(ctx, name, force)
 
     # --- snapshots -----------------------------------------------------------------------
 
     @app.get("/v1/domains/{name}/snapshots", response_model=list[SnapshotState])
-    def list_snapshots(name: str) -> list[SnapshotState]:
+    def list_snapshots(ctx: Ctx, name: str) -> list[SnapshotState]:
         """Return the domain's snapshots, oldest first."""
         return snapshots.list_snapshots(ctx, name)
 
     @app.put("/v1/domains/{name}/snapshots/{snap}", response_model=VerbResult)
-    def put_snapshot(name: str, snap: str, spec: SnapshotSpec | None = None) -> VerbResult:
+    def put_snapshot(
+        ctx: Ctx, name: str, snap: str, spec: SnapshotSpec | None = None
+    ) -> VerbResult:
         """ensure_snapshot: the snapshot exists."""
         return snapshots.ensure_snapshot(ctx, name, snap, spec or SnapshotSpec())
 
     @app.get("/v1/domains/{name}/snapshots/{snap}", response_model=SnapshotState)
-    def get_snapshot(name: str, snap: str) -> SnapshotState:
+    def get_snapshot(ctx: Ctx, name: str, snap: str) -> SnapshotState:
         """Return one snapshot."""
         return snapshots.get_snapshot(ctx, name, snap)
 
     @app.delete("/v1/domains/{name}/snapshots/{snap}", response_model=VerbResult)
-    def delete_snapshot(name: str, snap: str) -> VerbResult:
+    def delete_snapshot(ctx: Ctx, name: str, snap: str) -> VerbResult:
         """ensure_snapshot_deleted: the snapshot is gone."""
         return snapshots.ensure_snapshot_deleted(ctx, name, snap)
 
     @app.post("/v1/domains/{name}/snapshots/{snap}/revert", response_model=VerbResult)
-    def revert_snapshot(name: str, snap: str) -> VerbResult:
+    def revert_snapshot(ctx: Ctx, name: str, snap: str) -> VerbResult:
         """Revert the domain to the snapshot."""
         return snapshots.revert_snapshot(ctx, name, snap)
 
     # --- migration -----------------------------------------------------------------------
 
     @app.post("/v1/domains/{name}/migrate", response_model=MigrationJob, status_code=202)
-    def migrate(name: str, request: MigrateRequest) -> MigrationJob:
+    def migrate(ctx: Ctx, name: str, request: MigrateRequest) -> MigrationJob:
         """Start a live migration job (returns at once; poll the migration)."""
         return migration.start_migration(ctx, name, request)
 
     @app.get("/v1/domains/{name}/migration", response_model=MigrationJob)
-    def get_migration(name: str) -> MigrationJob:
+    def get_migration(ctx: Ctx, name: str) -> MigrationJob:
         """Return the domain's last migration job with its progress."""
         return migration.get_migration(ctx, name)
 
     @app.delete("/v1/domains/{name}/migration", response_model=VerbResult)
-    def cancel_migration(name: str) -> VerbResult:
+    def cancel_migration(ctx: Ctx, name: str) -> VerbResult:
         """Cancel the running migration (abortJob)."""
         return migration.cancel_migration(ctx, name)
 
     # --- networks ------------------------------------------------------------------------
 
     @app.get("/v1/networks", response_model=list[NetworkState])
-    def list_networks() -> list[NetworkState]:
+    def list_networks(ctx: Ctx) -> list[NetworkState]:
         """Return every network."""
         return networks.list_networks(ctx)
 
     @app.get("/v1/networks/{name}", response_model=NetworkState)
-    def get_network(name: str) -> NetworkState:
+    def get_network(ctx: Ctx, name: str) -> NetworkState:
         """Return one network."""
         return networks.get_network(ctx, name)
 
     @app.put("/v1/networks/{name}", response_model=ApplyResult)
-    def put_network(name: str, spec: NetworkSpec) -> ApplyResult:
+    def put_network(ctx: Ctx, name: str, spec: NetworkSpec) -> ApplyResult:
         """ensure_network_defined: defined as `spec` (not started)."""
         return networks.ensure_network_defined(ctx, name, spec)
 
     @app.post("/v1/networks/{name}/ensure-active", response_model=VerbResult)
-    def network_active(name: str) -> VerbResult:
+    def network_active(ctx: Ctx, name: str) -> VerbResult:
         """ensure_network_active."""
         return networks.ensure_network_active(ctx, name)
 
     @app.post("/v1/networks/{name}/ensure-inactive", response_model=VerbResult)
-    def network_inactive(name: str) -> VerbResult:
+    def network_inactive(ctx: Ctx, name: str) -> VerbResult:
         """ensure_network_inactive (refused while running domains use it)."""
         return networks.ensure_network_inactive(ctx, name)
 
     @app.delete("/v1/networks/{name}", response_model=VerbResult)
-    def delete_network(name: str) -> VerbResult:
+    def delete_network(ctx: Ctx, name: str) -> VerbResult:
         """ensure_network_undefined."""
         return networks.ensure_network_undefined(ctx, name)
 
     # --- storage -------------------------------------------------------------------------
 
     @app.get("/v1/pools", response_model=list[PoolState])
-    def list_pools() -> list[PoolState]:
+    def list_pools(ctx: Ctx) -> list[PoolState]:
         """Return every storage pool with its volumes."""
         return storage.list_pools(ctx)
 
     @app.get("/v1/pools/{name}", response_model=PoolState)
-    def get_pool(name: str) -> PoolState:
+    def get_pool(ctx: Ctx, name: str) -> PoolState:
         """Return one storage pool with its volumes."""
         return storage.get_pool(ctx, name)
 
     @app.put("/v1/pools/{name}", response_model=ApplyResult)
-    def put_pool(name: str, spec: PoolSpec) -> ApplyResult:
+    def put_pool(ctx: Ctx, name: str, spec: PoolSpec) -> ApplyResult:
         """ensure_pool: defined, built, active."""
         return storage.ensure_pool(ctx, name, spec)
 
     @app.delete("/v1/pools/{name}", response_model=VerbResult)
-    def delete_pool(name: str) -> VerbResult:
+    def delete_pool(ctx: Ctx, name: str) -> VerbResult:
         """ensure_pool_undefined (data stays on disk)."""
         return storage.ensure_pool_undefined(ctx, name)
 
     @app.get("/v1/pools/{pool}/volumes/{vol}", response_model=VolumeState)
-    def get_volume(pool: str, vol: str) -> VolumeState:
+    def get_volume(ctx: Ctx, pool: str, vol: str) -> VolumeState:
         """Return one volume."""
         return storage.get_volume(ctx, pool, vol)
 
     @app.put("/v1/pools/{pool}/volumes/{vol}", response_model=VolumeApplyResult)
-    def put_volume(pool: str, vol: str, spec: VolumeSpec) -> VolumeApplyResult:
+    def put_volume(ctx: Ctx, pool: str, vol: str, spec: VolumeSpec) -> VolumeApplyResult:
         """ensure_volume: created, thin-cloned or grown."""
         return storage.ensure_volume(ctx, pool, vol, spec)
 
     @app.delete("/v1/pools/{pool}/volumes/{vol}", response_model=VerbResult)
-    def delete_volume(pool: str, vol: str) -> VerbResult:
+    def delete_volume(ctx: Ctx, pool: str, vol: str) -> VerbResult:
         """ensure_volume_deleted."""
         return storage.ensure_volume_deleted(ctx, pool, vol)
 
@@ -306,12 +327,13 @@ def create_app(agent: Agent) -> FastAPI:
         openapi_extra={
             "requestBody": {
                 "required": True,
-                "content": {"application/octet-stream": {"schema": {"type": "string",
-                                                                    "format": "binary"}}},
+                "content": {
+                    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+                },
             }
         },
     )
-    async def upload_volume(pool: str, vol: str, request: Request) -> VerbResult:
+    async def upload_volume(ctx: Ctx, pool: str, vol: str, request: Request) -> VerbResult:
         """Replace the volume's content with the streamed request body."""
         upload = await run_in_threadpool(storage.VolumeUpload, ctx, pool, vol)
         try:
@@ -329,7 +351,7 @@ def create_app(agent: Agent) -> FastAPI:
         response_class=StreamingResponse,
         responses={200: {"content": {"application/octet-stream": {}}}},
     )
-    def download_volume(pool: str, vol: str) -> StreamingResponse:
+    def download_volume(ctx: Ctx, pool: str, vol: str) -> StreamingResponse:
         """Stream the volume's content."""
         chunks = storage.open_volume_download(ctx, pool, vol)
         return StreamingResponse(chunks, media_type="application/octet-stream")
@@ -337,12 +359,12 @@ def create_app(agent: Agent) -> FastAPI:
     # --- lease ---------------------------------------------------------------------------
 
     @app.get("/v1/lease", response_model=LeaseState)
-    def get_lease() -> LeaseState:
+    def get_lease(agent: AgentDep) -> LeaseState:
         """Return the fencing lease."""
         return agent.lease.state()
 
     @app.post("/v1/lease", response_model=LeaseState)
-    def renew_lease(renewal: Annotated[LeaseRenewal, Body()]) -> LeaseState:
+    def renew_lease(agent: AgentDep, renewal: Annotated[LeaseRenewal, Body()]) -> LeaseState:
         """Renew the fencing lease (conflict on a stale epoch)."""
         return agent.lease.renew(renewal)
 
@@ -360,8 +382,13 @@ async def _event_stream(
         complete, events = hub.since(cursor)
         if not complete:
             cursor = hub.last_seq
-            data = json.dumps({"last_seq": cursor, "reason": "events since the given seq are "
-                               "unknown to this agent: re-read /v1/state"})
+            data = json.dumps(
+                {
+                    "last_seq": cursor,
+                    "reason": "events since the given seq are "
+                    "unknown to this agent: re-read /v1/state",
+                }
+            )
             yield f"id: {cursor}\nevent: resync\ndata: {data}\n\n"
             events = []
         for event in events:
