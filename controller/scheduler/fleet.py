@@ -9,13 +9,16 @@ instead of rebuilding frozen HostViews. The HostViews themselves are never chang
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from controller.plan.model import PolicyContext
 from controller.scheduler.model import HostView
 from schemas.meta import LabelSelector
 from schemas.policy import FilterName, SchedulingPolicySpec, WeightName
+
+if TYPE_CHECKING:
+    from controller.plan.model import PolicyContext
 
 SelectorKey = tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str, tuple[str, ...]], ...]]
 

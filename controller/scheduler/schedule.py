@@ -26,10 +26,10 @@ and it never counts as its own affinity partner.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from controller.plan.model import PolicyContext
 from controller.scheduler.affinity import AffinityIndex, as_index
 from controller.scheduler.filters import FilterOutcome, HardRule, run_filters
 from controller.scheduler.fleet import Fleet
@@ -39,6 +39,9 @@ from controller.scheduler.verdicts import VerdictTable, no_fit_message, placed_m
 from controller.scheduler.weights import score_hosts
 from schemas.affinity import AffinityEnforcement, AffinityGroup, AffinityPolarity
 from schemas.policy import FilterName
+
+if TYPE_CHECKING:
+    from controller.plan.model import PolicyContext
 
 SCHEDULED = "Scheduled"
 """A host was chosen for the VM."""
