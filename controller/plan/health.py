@@ -5,20 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from controller.ha import assess_host
+from controller.ha import POWER_FENCE_METHODS, HostHealth, HostState, assess_host
 from controller.plan.model import HostObservation, PolicyContext
-from schemas.host import FenceMethod, Host
+from schemas.host import Host
 
 REQUEST_TIMEOUT_S = 10.0
 """The longest an agent call may take: a lease renewal sent may arrive this much later."""
-
-POWER_FENCES = frozenset({FenceMethod.IPMI, FenceMethod.REDFISH, FenceMethod.COMMAND})
 
 
 @dataclass(frozen=True)
 class HostHealthView:
     """What the planner needs of a host's health: state, can act, may restart its VMs."""
 
+    health: HostHealth
     state: str
     up: bool
     failed: bool
@@ -47,11 +46,11 @@ def assess_hosts(
             now=now,
             fencing_method=fencing.method,
         )
-        state = str(health.state)
         out[name] = HostHealthView(
-            state=state,
-            up=state == "Up",
-            failed=state in ("Failed", "Fenced"),
+            health=health,
+            state=health.state.value,
+            up=health.state is HostState.UP,
+            failed=health.state in (HostState.FAILED, HostState.FENCED),
             safe_to_restart=health.safe_to_restart,
             reason=health.reason,
             message=health.message,
@@ -64,4 +63,4 @@ def fence_action_needed(world: object, host: str) -> bool:
     """Return True when a failed host has a power fence and has not been fenced yet."""
     health = world.health[host]  # type: ignore[attr-defined]
     method = world.desired.hosts[host].spec.fencing.method  # type: ignore[attr-defined]
-    return health.failed and method in POWER_FENCES and not health.fenced
+    return health.failed and method in POWER_FENCE_METHODS and not health.fenced

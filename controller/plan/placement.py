@@ -18,8 +18,9 @@ Rules, in order, for a VM's copies on desired hosts:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from controller.ha import NOT_HIGHLY_AVAILABLE, find_stale_copies, plan_ha_restarts
 from controller.plan import reasons
 from controller.plan.builder import PlanBuilder
 from controller.plan.expand import DesiredVM
@@ -79,11 +80,10 @@ def decide_placements(world: World, out: PlanBuilder) -> Decisions:
     labels = {name: vm.labels for name, vm in world.desired.vms.items()}
     session = SchedulingPass(views, world.policy, world.desired.affinity, dec.hosts, labels)
     dec.session = session
-    restarts = _lost(world, out, dec, lost)
-    to_place = [dec.requests[n] for n in unplaced] + [dec.requests[n] for n in restarts]
-    for request in placement_order(to_place):
-        placement = session.place(request)
-        _placed(world, out, dec, placement, request.name in restarts)
+    _lost(world, out, dec, lost, views, labels)
+    for request in placement_order([dec.requests[n] for n in unplaced]):
+        _placed(world, out, dec, session.place(request))
+    _stale_copies(world, out, dec)
     return dec
 
 
@@ -94,7 +94,7 @@ def _keep(
     copies: tuple[Copy, ...] | list[Copy],
     dec: Decisions,
 ) -> Copy | None:
-    """Return the copy the VM keeps (None: place it); add stale-copy actions for the rest."""
+    """Return the copy the VM keeps (None: place it); the others are removed later as stale."""
     if not copies:
         return None
     known = [c for c in copies if world.observed.reachable(c.host)]
@@ -111,63 +111,59 @@ def _keep(
         keeper = next((c for c in active if c.host == status_host), None) or next(
             (c for c in active if c.host == pinned), None
         )
-        hosts = ", ".join(c.host for c in active)
-        if keeper is None:
-            out.verdict(
-                ("VirtualMachine", vm.name),
-                False,
-                reasons.DUPLICATE_RUNNING,
-                f"VirtualMachine {vm.name} runs on {hosts} at once and no record says which "
-                "copy is the real one; stop the wrong copy by hand (nothing was destroyed)",
-                stalled=True,
-                phase=VMPhase.RUNNING.value,
-                host=None,
-                copies=[c.host for c in active],
-            )
-            dec.held.add(vm.name)
-            return active[0]
-        for copy in known:
-            if copy is not keeper:
-                _remove_copy(out, vm.name, copy, keeper.host, duplicate=copy.active)
-        return keeper
-    if len(active) == 1:
-        keeper = active[0]
-    else:
-        last_active = [c for c in unknown if c.active]
-        if last_active:
-            return last_active[0]
-        if known:
-            keeper = next((c for c in known if c.host == status_host), known[0])
-        else:
-            return unknown[0]
-    for copy in known:
-        if copy is not keeper:
-            _remove_copy(out, vm.name, copy, keeper.host, duplicate=False)
-    return keeper
-
-
-def _remove_copy(out: PlanBuilder, vm: str, copy: Copy, keeper: str, duplicate: bool) -> None:
-    """Destroy (if running) and undefine a copy that is not the VM's kept one."""
-    key = ("VirtualMachine", vm)
-    reason = reasons.DUPLICATE_RUNNING if duplicate else reasons.STALE_COPY
-    if copy.active:
-        out.add(
-            ActionType.DESTROY_VM,
-            key,
-            copy.host,
-            reason,
-            f"VirtualMachine {vm} also runs on {copy.host} but belongs on {keeper}; "
-            f"destroying the copy on {copy.host}",
-            disruptive=True,
+        if keeper is not None:
+            return keeper
+        out.verdict(
+            ("VirtualMachine", vm.name),
+            False,
+            reasons.DUPLICATE_RUNNING,
+            f"VirtualMachine {vm.name} runs on {', '.join(c.host for c in active)} at once "
+            "and no record says which copy is the real one; stop the wrong copy by hand "
+            "(nothing was destroyed)",
+            stalled=True,
+            phase=VMPhase.RUNNING.value,
+            host=None,
+            copies=[c.host for c in active],
         )
-    out.add(
-        ActionType.UNDEFINE_VM,
-        key,
-        copy.host,
-        reason,
-        f"VirtualMachine {vm} is on {keeper}; removing its stale copy on {copy.host} "
-        "(never started)",
-    )
+        dec.held.add(vm.name)
+        return active[0]
+    if active:
+        return active[0]
+    last_active = [c for c in unknown if c.active]
+    if last_active:
+        return last_active[0]
+    if known:
+        return next((c for c in known if c.host == status_host), known[0])
+    return unknown[0]
+
+
+def _stale_copies(world: World, out: PlanBuilder, dec: Decisions) -> None:
+    """Destroy (if running) and undefine copies of VMs on hosts they are not placed on.
+
+    VMs migrating (their incoming copy is the migration's) and VMs held for a person
+    are left out; controller.ha.find_stale_copies makes the decision.
+    """
+    placements = {
+        vm: host for vm, host in dec.hosts.items() if vm not in dec.migrating and vm not in dec.held
+    }
+    by_host: dict[str, dict[str, bool]] = {}
+    for vm in placements:
+        for copy in world.observed.copies.get(vm, ()):
+            if world.observed.reachable(copy.host) and copy.host != placements[vm]:
+                by_host.setdefault(copy.host, {})[vm] = copy.active
+    for host in sorted(by_host):
+        for stale in find_stale_copies(host, by_host[host], placements):
+            key = ("VirtualMachine", stale.vm)
+            if stale.destroy:
+                out.add(
+                    ActionType.DESTROY_VM,
+                    key,
+                    host,
+                    reasons.STALE_COPY,
+                    stale.message,
+                    disruptive=True,
+                )
+            out.add(ActionType.UNDEFINE_VM, key, host, reasons.STALE_COPY, stale.message)
 
 
 def _migrations_in_flight(world: World, dec: Decisions) -> dict[str, int]:
@@ -189,45 +185,87 @@ def _migrations_in_flight(world: World, dec: Decisions) -> dict[str, int]:
     return counts
 
 
-def _lost(world: World, out: PlanBuilder, dec: Decisions, lost: dict[str, Copy]) -> set[str]:
-    """Decide for VMs on hosts that do not answer; return the VMs to restart elsewhere."""
-    restarts: set[str] = set()
-    fence_hosts: set[str] = set()
+def _lost(
+    world: World,
+    out: PlanBuilder,
+    dec: Decisions,
+    lost: dict[str, Copy],
+    views: list,
+    labels: dict,
+) -> None:
+    """Decide for VMs on hosts that do not answer: HA restarts (controller.ha), or wait."""
+    by_host: dict[str, list[VMRequest]] = {}
     for name, copy in lost.items():
         vm = world.desired.vms[name]
-        host = copy.host
-        dec.down.setdefault(host, []).append(name)
-        health = world.health[host]
-        key = ("VirtualMachine", name)
-        ha = bool(vm.spec.ha and vm.spec.ha.enabled)
-        should_run = wants_running(vm, copy.domain, world.requests.get(key)) and copy.active
-        if not ha or not should_run:
-            why = "HA is off" if not ha else "it was not running"
+        dec.down.setdefault(copy.host, []).append(name)
+        should_run = copy.active and wants_running(
+            vm, copy.domain, world.requests.get(("VirtualMachine", name))
+        )
+        request = dec.requests[name]
+        if not should_run:
+            request = replace(request, ha=False)
+        by_host.setdefault(copy.host, []).append(request)
+    if not by_host:
+        return
+    health = {host: world.health[host].health for host in world.desired.hosts}
+    decisions = plan_ha_restarts(
+        health, by_host, views, world.policy, world.desired.affinity, dec.hosts, labels
+    )
+    decided: set[str] = set()
+    fence_hosts: set[str] = set()
+    session = dec.session
+    assert session is not None
+    for decision in decisions.decisions:
+        decided.add(decision.vm)
+        key = ("VirtualMachine", decision.vm)
+        if decision.target is not None:
+            session.commit(dec.requests[decision.vm], decision.target)
+            dec.hosts[decision.vm] = decision.target
+            dec.targets[decision.vm] = Target(
+                decision.target, None, reasons.HA_RESTARTING, decision.message
+            )
+        elif decision.placement is not None:
             out.verdict(
                 key,
                 False,
-                reasons.NOT_HA if not ha else reasons.AGENT_UNREACHABLE,
-                f"VirtualMachine {name} is on {host}, which does not answer "
-                f"({health.message}); it waits for the host because {why}",
+                reasons.HA_RESTART_IMPOSSIBLE,
+                decision.message,
+                stalled=True,
                 phase=VMPhase.UNKNOWN.value,
-                host=host,
+                host=decision.host,
+                scheduling=list(decision.placement.verdicts),
             )
-            continue
-        if health.safe_to_restart:
-            restarts.add(name)
-            dec.hosts.pop(name, None)
-            continue
-        if fence_action_needed(world, host):
-            fence_hosts.add(host)
-        out.verdict(
-            key,
-            False,
-            reasons.WAITING_FOR_FENCE,
-            f"VirtualMachine {name} is on {host}, which does not answer; it restarts "
-            f"elsewhere once that is safe: {health.message}",
-            phase=VMPhase.UNKNOWN.value,
-            host=host,
-        )
+        elif decision.reason == NOT_HIGHLY_AVAILABLE:
+            out.verdict(
+                key,
+                False,
+                reasons.NOT_HA,
+                f"{decision.message} ({world.health[decision.host].message})",
+                phase=VMPhase.UNKNOWN.value,
+                host=decision.host,
+            )
+        else:
+            if fence_action_needed(world, decision.host):
+                fence_hosts.add(decision.host)
+            out.verdict(
+                key,
+                False,
+                reasons.WAITING_FOR_FENCE,
+                decision.message,
+                phase=VMPhase.UNKNOWN.value,
+                host=decision.host,
+            )
+    for name, copy in lost.items():
+        if name not in decided:
+            out.verdict(
+                ("VirtualMachine", name),
+                False,
+                reasons.AGENT_UNREACHABLE,
+                f"VirtualMachine {name} is on {copy.host}, which does not answer: "
+                f"{world.health[copy.host].message}",
+                phase=VMPhase.UNKNOWN.value,
+                host=copy.host,
+            )
     for host in sorted(fence_hosts):
         method = world.desired.hosts[host].spec.fencing.method.value
         out.add(
@@ -238,35 +276,21 @@ def _lost(world: World, out: PlanBuilder, dec: Decisions, lost: dict[str, Copy])
             f"Host {host} failed with HA VMs on it; switching it off through its {method} "
             "fence before restarting them elsewhere",
         )
-    return restarts
 
 
-def _placed(
-    world: World, out: PlanBuilder, dec: Decisions, placement: Placement, restart: bool
-) -> None:
+def _placed(world: World, out: PlanBuilder, dec: Decisions, placement: Placement) -> None:
     name = placement.vm
-    key = ("VirtualMachine", name)
     if placement.host is None:
-        verdicts = list(placement.verdicts)
         out.verdict(
-            key,
+            ("VirtualMachine", name),
             False,
-            reasons.HA_RESTART_IMPOSSIBLE if restart else reasons.NO_HOST_FITS,
+            reasons.NO_HOST_FITS,
             placement.message,
             stalled=True,
-            phase=VMPhase.UNKNOWN.value if restart else VMPhase.PENDING.value,
+            phase=VMPhase.PENDING.value,
             host=None,
-            scheduling=verdicts,
+            scheduling=list(placement.verdicts),
         )
         return
     dec.hosts[name] = placement.host
-    if restart:
-        failed = next(h for h, vms in dec.down.items() if name in vms)
-        dec.targets[name] = Target(
-            placement.host,
-            None,
-            reasons.HA_RESTARTING,
-            f"HA restart: {failed} failed; {placement.message}",
-        )
-    else:
-        dec.targets[name] = Target(placement.host, None, reasons.CREATING, placement.message)
+    dec.targets[name] = Target(placement.host, None, reasons.CREATING, placement.message)

@@ -14,8 +14,17 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from controller.plan.model import Action, ActionType, HostObservation, Observed, Plan
+from controller.plan.model import (
+    Action,
+    ActionType,
+    Desired,
+    HostObservation,
+    Observed,
+    Plan,
+    PolicyContext,
+)
 from nodeagent.models import (
     DomainSpec,
     DomainState,
@@ -28,6 +37,7 @@ from nodeagent.models import (
     PoolState,
     VolumeState,
 )
+from schemas.kinds import KINDS, AnyResource
 
 T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 MACHINE = "pc-i440fx-8.0"
@@ -476,3 +486,62 @@ class FleetSim:
                 items[i] = new
                 return
         items.append(new)
+
+
+# --- building desired state and running passes ---------------------------------------------
+
+
+def manifest(
+    kind: str, name: str, spec: dict[str, Any], labels: dict[str, str] | None = None, **kw: Any
+) -> AnyResource:
+    """Return a validated object of `kind` from a manifest-shaped spec (camelCase allowed)."""
+    body: dict[str, Any] = {
+        "kind": kind,
+        "metadata": {"name": name, "labels": labels or {}},
+        "spec": spec,
+    }
+    body.update(kw)
+    return KINDS[kind].model_validate(body)
+
+
+def desired_of(
+    *objects: AnyResource,
+    deleted: tuple[AnyResource | tuple[str, str], ...] = (),
+    requests: dict[tuple[str, str], str] | None = None,
+) -> Desired:
+    """Return a Desired of these objects; `deleted` objects are tombstones (kept as objects)."""
+    index: dict[tuple[str, str], AnyResource] = {(o.kind, o.name): o for o in objects}
+    gone: set[tuple[str, str]] = set()
+    for item in deleted:
+        if isinstance(item, tuple):
+            gone.add(item)
+        else:
+            index[(item.kind, item.name)] = item
+            gone.add((item.kind, item.name))
+    return Desired(index, revision="r1", deleted=frozenset(gone), requests=requests or {})
+
+
+def summary(plan: Plan) -> list[tuple[str, str, str | None, str]]:
+    """Return (type, Kind/name, host, reason) of every action, in plan order."""
+    return [(a.type.value, a.ref, a.host, a.reason) for a in plan.actions]
+
+
+def converge(
+    sim: FleetSim,
+    desired: Desired,
+    policy: PolicyContext | None = None,
+    passes: int = 8,
+) -> list[Plan]:
+    """Plan, apply and tick until a plan is empty (or `passes` ran); return every plan."""
+    from controller.plan import plan as make_plan
+
+    policy = policy or PolicyContext(by_host={})
+    plans = []
+    for _ in range(passes):
+        current = make_plan(desired, sim.observed(), policy)
+        plans.append(current)
+        if current.empty:
+            break
+        sim.apply(current)
+        sim.tick()
+    return plans
