@@ -1,0 +1,1 @@
+"""Shared helpers for tests: prerequisites, tiny guests on libvirt, a running agent."""

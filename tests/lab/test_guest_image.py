@@ -1,0 +1,77 @@
+"""The tiny guest's initramfs: deterministic, readable by the real cpio tool, complete."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+import subprocess
+
+import pytest
+
+from controller.lab import cpio
+from controller.lab.guest import (
+    INIT_SCRIPT,
+    build_initrd,
+    initrd_name,
+    newest_kernel_package,
+)
+
+FAKE_BUSYBOX = b"\x7fELF not really busybox" * 10
+
+
+def test_initrd_is_byte_identical_for_equal_inputs() -> None:
+    assert build_initrd(FAKE_BUSYBOX) == build_initrd(FAKE_BUSYBOX)
+    assert initrd_name(FAKE_BUSYBOX) == initrd_name(FAKE_BUSYBOX)
+    assert initrd_name(FAKE_BUSYBOX) != initrd_name(FAKE_BUSYBOX, INIT_SCRIPT + "\n")
+
+
+@pytest.mark.skipif(shutil.which("cpio") is None, reason="cpio not installed")
+def test_cpio_tool_lists_the_initramfs_members() -> None:
+    raw = gzip.decompress(build_initrd(FAKE_BUSYBOX))
+    listing = subprocess.run(
+        ["cpio", "-itv", "--quiet"], input=raw, capture_output=True, check=True
+    ).stdout.decode()
+    names = [
+        line.split()[-1] if "->" not in line else line.split()[-3] for line in listing.splitlines()
+    ]
+    assert names == [
+        "bin", "dev", "etc", "proc", "root", "sbin", "sys", "tmp", "usr", "usr/bin",
+        "dev/console", "bin/busybox", "bin/sh", "init",
+    ]  # fmt: skip
+    modes = {line.split()[-1]: line.split()[0] for line in listing.splitlines()}
+    assert modes["init"] == "-rwxr-xr-x"
+    assert modes["dev/console"].startswith("c")
+
+
+@pytest.mark.skipif(shutil.which("cpio") is None, reason="cpio not installed")
+def test_cpio_tool_extracts_file_contents(tmp_path) -> None:
+    raw = cpio.build_newc([cpio.directory("d"), cpio.file("d/f", b"odd-length\n")])
+    subprocess.run(["cpio", "-id", "--quiet"], input=raw, cwd=tmp_path, check=True)
+    assert (tmp_path / "d" / "f").read_bytes() == b"odd-length\n"
+
+
+def test_init_script_prints_guest_up_then_heartbeats_and_keeps_a_shell() -> None:
+    lines = INIT_SCRIPT.splitlines()
+    assert lines[0] == "#!/bin/busybox sh"
+    assert lines.index("echo GUEST-UP") < lines.index('        echo "HB $n $up"')
+    assert "    setsid cttyhack sh" in lines
+
+
+@pytest.mark.parametrize(
+    ("names", "expected"),
+    [
+        pytest.param([], None, id="none"),
+        pytest.param(
+            [
+                "linux-image-6.1.0-9-cloud-amd64-unsigned",
+                "linux-image-6.1.0-10-cloud-amd64-unsigned",
+                "linux-image-6.1.0-12-amd64-unsigned",
+                "linux-image-6.1.0-11-cloud-amd64-dbg",
+            ],
+            "linux-image-6.1.0-10-cloud-amd64-unsigned",
+            id="numeric-not-lexical",
+        ),
+    ],
+)
+def test_newest_kernel_package(names: list[str], expected: str | None) -> None:
+    assert newest_kernel_package(names) == expected
