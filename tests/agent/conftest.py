@@ -46,8 +46,9 @@ def make_agent(hooks_dir: Path) -> Iterator[Callable[..., Agent]]:
     def _make(uri: str = NODE_URI, **kwargs: Any) -> Agent:
         kwargs.setdefault("hooks_dir", hooks_dir)
         kwargs.setdefault("hook_timeout_s", 2.0)
+        interval = kwargs.pop("watchdog_interval_s", None)
         agent = Agent(uri, **kwargs)
-        agent.start(watchdog_interval_s=kwargs.pop("watchdog_interval_s", None))
+        agent.start(watchdog_interval_s=interval)
         agents.append(agent)
         return agent
 
