@@ -56,6 +56,7 @@ class _Load:
         self.by_id: dict[ObjectId, LoadedObject] = {}
         self.invalid_ids: set[ObjectId] = set()
         self.texts: dict[str, str] = {}
+        self.touched: dict[str, None] = {}  # every file named so far, in reading order
         self.count = 0
         self.stopped = False
 
@@ -75,6 +76,7 @@ class _Load:
         """Parse, convert and validate every document of one file's text."""
         self.texts[file] = text
         self.result.files.append(file)
+        self.touched.setdefault(file)
         if not text.strip():
             self.error(file, (1, 1), None, (), "empty_file", "file is empty: expected objects")
             return
@@ -208,7 +210,7 @@ class _Load:
 
     def finish(self) -> LoadResult:
         """Return the result with errors in reading order: by file, then line and column."""
-        order = {name: index for index, name in enumerate(dict.fromkeys(self.result.files))}
+        order = {name: index for index, name in enumerate(self.touched)}
         self.result.errors.sort(
             key=lambda e: (order.get(e.file, len(order)), e.line or 0, e.column or 0)
         )
@@ -282,12 +284,14 @@ def load_paths(
         for item in iter_manifest_files(paths, root):
             if isinstance(item, ManifestError):
                 load.result.errors.append(item)
+                load.touched.setdefault(item.file)
                 continue
             name = display_name(item, shown_root)
             text = read_manifest_file(item, name, load.limits)
             if isinstance(text, ManifestError):
                 load.result.errors.append(text)
                 load.result.files.append(name)
+                load.touched.setdefault(name)
                 continue
             load.add_text(text, name)
             if load.stopped:

@@ -16,6 +16,7 @@ from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from ruamel.yaml.tag import Tag
 
 from controller.manifests.result import Limits, Loc
 
@@ -25,6 +26,7 @@ except ImportError:  # pragma: no cover - ruamel.yaml.clib is a declared depende
     CParser = None
 
 _IMPLICIT = "?"
+_IMPLICIT_TAG = Tag(suffix=_IMPLICIT)  # one shared instance: no allocation per node
 _STR_TAG = "tag:yaml.org,2002:str"
 _MAP_TAG = "tag:yaml.org,2002:map"
 _SEQ_TAG = "tag:yaml.org,2002:seq"
@@ -49,6 +51,7 @@ class _NoResolver:
 
     def __init__(self, version: Any = None, loader: Any = None) -> None:
         self.loader = loader
+        self._loader_version = version
 
     def descend_resolver(self, *args: Any) -> None:
         return None
@@ -56,8 +59,8 @@ class _NoResolver:
     def ascend_resolver(self, *args: Any) -> None:
         return None
 
-    def resolve(self, kind: Any, value: Any, implicit: Any) -> str:
-        return _IMPLICIT
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> Tag:
+        return _IMPLICIT_TAG
 
     @property
     def processing_version(self) -> tuple[int, int]:
@@ -107,7 +110,7 @@ def position(node: Node) -> tuple[int, int]:
 
 def _tag(node: Node) -> str:
     ctag = node.ctag
-    return _IMPLICIT if ctag is None else str(ctag)
+    return _IMPLICIT if ctag is None or ctag is _IMPLICIT_TAG else str(ctag)
 
 
 class NodeProblem(Exception):
@@ -177,14 +180,17 @@ class DocumentConverter:
 
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
+        self.root: Node | None = None
         self.nodes = 0
         self.problems: list[NodeProblem] = []
 
     def convert(self, node: Node, depth: int = 0) -> Any:
+        if self.root is None:
+            self.root = node
         self.nodes += 1
         if self.nodes > self.limits.max_nodes_per_document:
             raise NodeProblem(
-                node,
+                self.root,
                 "too_large",
                 f"document expands to more than {self.limits.max_nodes_per_document} "
                 "nodes (aliases?)",
