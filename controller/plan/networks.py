@@ -113,10 +113,10 @@ def plan_networks(world: World, out: PlanBuilder) -> None:
 
 
 def _comparable(observed: dict | None, desired: dict) -> dict | None:
-    """Return the observed dump without values the desired spec leaves to libvirt."""
+    """Return the observed dump with values the desired spec leaves to libvirt left open."""
     if observed is None:
         return None
-    return {k: v for k, v in observed.items() if not (desired.get(k) is None and k == "uuid")}
+    return {k: None if k == "uuid" and desired.get(k) is None else v for k, v in observed.items()}
 
 
 def _verdict(

@@ -112,12 +112,12 @@ def plan_pools(world: World, out: PlanBuilder) -> None:
 
 
 def _without_open(observed: dict | None, desired: dict) -> dict | None:
+    """Return the observed dump with values the desired spec leaves to libvirt left open."""
     if observed is None:
         return None
     return {
-        k: v
+        k: None if k in ("uuid", "source_name") and desired.get(k) is None else v
         for k, v in observed.items()
-        if not (k in ("uuid", "source_name") and desired.get(k) is None)
     }
 
 
