@@ -127,6 +127,12 @@ class Fleet:
             fraction(self.mem_alloc, self.mem_allocatable),
         )
 
+    def host_utilisation(self, host: int, cpu_used: np.ndarray, mem_used: np.ndarray) -> float:
+        """Return one host's dominant-resource utilisation given allocation columns."""
+        cpu = fraction(cpu_used[host : host + 1], self.cpu_allocatable[host : host + 1])[0]
+        mem = fraction(mem_used[host : host + 1], self.mem_allocatable[host : host + 1])[0]
+        return float(max(cpu, mem))
+
 
 def fraction(used: np.ndarray, total: np.ndarray) -> np.ndarray:
     """Return used / total per host; zero allocatable with anything used counts as full."""

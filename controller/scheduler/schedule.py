@@ -26,6 +26,7 @@ and it never counts as its own affinity partner.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -36,7 +37,7 @@ from controller.scheduler.fleet import Fleet
 from controller.scheduler.model import HostView, Placement, VMRequest
 from controller.scheduler.text import plural
 from controller.scheduler.verdicts import VerdictTable, no_fit_message, placed_message
-from controller.scheduler.weights import score_hosts
+from controller.scheduler.weights import Scores, score_hosts
 from schemas.affinity import AffinityEnforcement, AffinityGroup, AffinityPolarity
 from schemas.policy import FilterName
 
@@ -62,6 +63,22 @@ _NEG = AffinityPolarity.NEGATIVE
 def placement_order(vms: Sequence[VMRequest]) -> list[VMRequest]:
     """Return VMs in the order they are placed: HA priority high to low, then by name."""
     return sorted(vms, key=lambda v: (-v.ha_priority, v.name))
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One VM evaluated on every host: filter outcomes, the fits column and the scores.
+
+    `cpu_used` / `mem_used` are the allocations with the VM's own given back on its
+    current host.
+    """
+
+    fits: np.ndarray
+    outcomes: list[FilterOutcome]
+    scores: Scores
+    cpu_used: np.ndarray
+    mem_used: np.ndarray
+    has_hard_rules: bool
 
 
 class SchedulingPass:
@@ -239,12 +256,8 @@ class SchedulingPass:
                     soft.append(mask.astype(np.float64) if positive else (~mask).astype(np.float64))
         return hard, soft
 
-    def evaluate(self, vm: VMRequest, exclude: Mapping[str, str] | None = None) -> Placement:
-        """Return the best host for the VM and a verdict for every host; commits nothing.
-
-        `exclude` maps host names to a reason they are ruled out for this VM (a
-        drain's source host: "being drained"). Ties go to the first host by name.
-        """
+    def columns(self, vm: VMRequest, exclude: Mapping[str, str] | None = None) -> Evaluation:
+        """Return the raw evaluation of the VM on every host (filters, fits, scores)."""
         fleet = self.fleet
         current_host = self.host_of(vm.name)
         current = fleet.index.get(current_host) if current_host is not None else None
@@ -265,17 +278,31 @@ class SchedulingPass:
         for outcome in outcomes[1:]:
             fits = fits & outcome.passes
         scores = score_hosts(fleet, vm, cpu_used, mem_used, soft)
-        table = VerdictTable(fleet, fits, outcomes, scores)
-        candidates = np.flatnonzero(fits)
+        return Evaluation(fits, outcomes, scores, cpu_used, mem_used, bool(hard))
+
+    def evaluate(self, vm: VMRequest, exclude: Mapping[str, str] | None = None) -> Placement:
+        """Return the best host for the VM and a verdict for every host; commits nothing.
+
+        `exclude` maps host names to a reason they are ruled out for this VM (a
+        drain's source host: "being drained"). Ties go to the first host by name.
+        """
+        fleet = self.fleet
+        ev = self.columns(vm, exclude)
+        table = VerdictTable(fleet, ev.fits, ev.outcomes, ev.scores)
+        candidates = np.flatnonzero(ev.fits)
         if not len(candidates):
-            message = no_fit_message(fleet, vm, table, fits, outcomes, bool(hard))
+            message = no_fit_message(fleet, vm, table, ev.fits, ev.outcomes, ev.has_hard_rules)
             return Placement(vm.name, None, table, message, NO_HOST_FITS)
-        total = scores.total
+        total = ev.scores.total
         best = int(candidates[int(np.argmax(total[candidates]))])
         message = placed_message(fleet, best, candidates, total, fleet.size - len(candidates))
         return Placement(
             vm.name, fleet.names[best], table, message, SCHEDULED, round(float(total[best]), 4)
         )
+
+    def verdicts(self, vm: VMRequest, ev: Evaluation) -> VerdictTable:
+        """Return the verdict sequence of an evaluation."""
+        return VerdictTable(self.fleet, ev.fits, ev.outcomes, ev.scores)
 
     def place(self, vm: VMRequest, exclude: Mapping[str, str] | None = None) -> Placement:
         """Evaluate the VM and, when a host fits, commit it there; return the Placement."""

@@ -77,3 +77,33 @@ def together(name: str, vms: list[str], enforcement: str = "hard") -> AffinityGr
 def reasons(placement: Any) -> dict[str, str]:
     """Host -> "fits" or the verdict's reason, for compact expectations."""
     return {v.host: ("fits" if v.fits else v.reason) for v in placement.verdicts}
+
+
+def with_allocations(
+    hosts: list[HostView], vms: list[VMRequest], placements: dict[str, str]
+) -> list[HostView]:
+    """Return the hosts with allocations and VM sets recomputed from the placed VMs."""
+    from dataclasses import replace
+
+    sizes = {v.name: v for v in vms}
+    out = []
+    for h in hosts:
+        mine = [sizes[n] for n, where in placements.items() if where == h.name and n in sizes]
+        out.append(
+            replace(
+                h,
+                cpu_allocated_milli=sum(v.cpu_milli for v in mine),
+                memory_allocated=sum(v.memory for v in mine),
+                vms=frozenset(v.name for v in mine),
+            )
+        )
+    return out
+
+
+def apply_moves(placements: dict[str, str], moves: Any) -> dict[str, str]:
+    """Return the placements after every move completed (a working migration fake)."""
+    after = dict(placements)
+    for move in moves:
+        assert after[move.vm] == move.source
+        after[move.vm] = move.target
+    return after

@@ -44,17 +44,28 @@ def fleets(draw):
     groups = []
     for app, polarity in (("x", "negative"), ("y", "positive")):
         if draw(st.booleans()):
-            groups.append(group(f"g-{app}", vmSelector={"matchLabels": {"app": app}},
-                                vmRule={"polarity": polarity}))
+            groups.append(
+                group(
+                    f"g-{app}",
+                    vmSelector={"matchLabels": {"app": app}},
+                    vmRule={"polarity": polarity},
+                )
+            )
     if draw(st.booleans()):
-        groups.append(group("g-host", vmSelector={"matchLabels": {"app": "z"}},
-                            hosts=[hosts[-1].name], hostRule={"polarity": "negative"}))
+        groups.append(
+            group(
+                "g-host",
+                vmSelector={"matchLabels": {"app": "z"}},
+                hosts=[hosts[-1].name],
+                hostRule={"polarity": "negative"},
+            )
+        )
     ratio = draw(st.sampled_from([1.0, 2.0]))
     weights = draw(st.sampled_from([[{"name": "Spread"}], [{"name": "Pack"}]]))
     return hosts, vms, groups, policy(overcommit={"cpuRatio": ratio}, weights=weights), ratio
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(fleets())
 def test_schedule_many_keeps_capacity_and_hard_rules(fleet):
     hosts, vms, groups, pol, ratio = fleet
