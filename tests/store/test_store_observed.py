@@ -1,0 +1,87 @@
+"""Observed hosts and the lease bookkeeping that must survive a controller restart."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from conftest import FakeClock
+
+from controller.store import InvalidInput, NotFound, Store
+
+STATE = {"host": "h1", "domains": [{"name": "web-1", "state": "running"}], "memoryMib": 4096}
+
+
+def test_an_observation_is_stored_and_changes_are_reported(store: Store, clock: FakeClock) -> None:
+    assert store.put_observed("h1", reachable=True, state=STATE) is True
+    seen = clock.now
+    clock.advance(5)
+    assert store.put_observed("h1", reachable=True, state=STATE) is False
+    host = store.get_observed("h1")
+    assert (host.reachable, host.state, host.last_seen, host.last_error) == (
+        True,
+        STATE,
+        clock.now,
+        None,
+    )
+    assert seen < host.last_seen
+
+
+def test_an_unreachable_host_keeps_its_last_state(store: Store, clock: FakeClock) -> None:
+    store.put_observed("h1", reachable=True, state=STATE)
+    seen = clock.now
+    clock.advance(30)
+    assert store.put_observed("h1", reachable=False, error="connection refused") is True
+    host = store.get_observed("h1")
+    assert (host.reachable, host.state, host.last_seen, host.last_error) == (
+        False,
+        STATE,
+        seen,
+        "connection refused",
+    )
+
+
+def test_lease_bookkeeping_survives_a_restart(
+    open_db: Callable[[], Store], clock: FakeClock
+) -> None:
+    store = open_db()
+    store.record_lease_sent("h1", epoch=3, ttl_s=10)
+    sent = clock.now
+    clock.advance(1)
+    assert store.record_lease_acked("h1", epoch=3) is True
+    acked = clock.now
+    assert store.record_lease_acked("h1", epoch=2) is False
+    store.close()
+    host = open_db().get_observed("h1")
+    assert (host.lease_sent_at, host.lease_acked_at, host.lease_ttl_s, host.lease_epoch) == (
+        sent,
+        acked,
+        10,
+        3,
+    )
+    assert host.reachable is False
+
+
+def test_power_fencing_is_recorded_and_cleared(store: Store, clock: FakeClock) -> None:
+    store.put_observed("h1", reachable=False, error="no route to host")
+    store.record_power_fenced("h1", clock.now)
+    assert store.get_observed("h1").power_fenced_at == clock.now
+    store.record_power_fenced("h1", None)
+    assert store.get_observed("h1").power_fenced_at is None
+    with pytest.raises(NotFound):
+        store.record_power_fenced("h9", clock.now)
+
+
+def test_hosts_are_listed_and_forgotten(store: Store) -> None:
+    store.put_observed("h2", reachable=True, state={})
+    store.put_observed("h1", reachable=True, state={})
+    assert [h.host for h in store.list_observed()] == ["h1", "h2"]
+    assert store.delete_observed("h1") is True
+    assert store.delete_observed("h1") is False
+    with pytest.raises(NotFound):
+        store.get_observed("h1")
+
+
+def test_a_lease_needs_a_positive_ttl(store: Store) -> None:
+    with pytest.raises(InvalidInput, match="lease_ttl_s"):
+        store.record_lease_sent("h1", epoch=1, ttl_s=0)
