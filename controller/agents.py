@@ -238,9 +238,7 @@ class AgentClient:
         """Return host and per-domain statistics."""
         return self._call(HostStats, "GET", "stats")
 
-    def events(
-        self, since: int | None = None, wait_s: float | None = None
-    ) -> Iterator[AgentEvent]:
+    def events(self, since: int | None = None, wait_s: float | None = None) -> Iterator[AgentEvent]:
         """Yield events from the agent's SSE stream (kind `resync`: re-read the state).
 
         With `wait_s` the stream ends after that many seconds; without, it runs
@@ -305,9 +303,7 @@ class AgentClient:
         """Return one snapshot."""
         return self._call(SnapshotState, "GET", _p("domains", name, "snapshots", snap), vm=name)
 
-    def ensure_snapshot(
-        self, name: str, snap: str, spec: SnapshotSpec | None = None
-    ) -> VerbResult:
+    def ensure_snapshot(self, name: str, snap: str, spec: SnapshotSpec | None = None) -> VerbResult:
         """Make the snapshot exist."""
         path = _p("domains", name, "snapshots", snap)
         return self._call(VerbResult, "PUT", path, vm=name, body=spec or SnapshotSpec())

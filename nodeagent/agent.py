@@ -42,9 +42,7 @@ class Agent:
             on_open=[lambda conn: register_libvirt_events(conn, self.events)],
             on_lost=self._on_connection_lost,
         )
-        self.lease = LeaseKeeper(
-            lease_ttl_s, self._fence, clock=clock, on_fence=self._on_fence
-        )
+        self.lease = LeaseKeeper(lease_ttl_s, self._fence, clock=clock, on_fence=self._on_fence)
         self.ctx = AgentContext(
             connection=connection,
             hooks=Hooks(hooks_dir, hook_timeout_s),

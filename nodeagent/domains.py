@@ -19,8 +19,8 @@ from nodeagent.context import AgentContext
 from nodeagent.domxml import (
     CORRAL_NS,
     DomainXMLError,
-    build_domain,
     build_corral_vm,
+    build_domain,
     parse_domain,
 )
 from nodeagent.errors import AgentFailure, conflict, invalid_spec, libvirt_errors, not_found
@@ -302,7 +302,10 @@ def ensure_undefined(ctx: AgentContext, name: str, force: bool) -> VerbResult:
                 return VerbResult(name=name, changed=True, state="absent")
         flags = libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
         xml_root = ET.fromstring(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
-        if xml_root.find("os/nvram") is not None or xml_root.find("os[@firmware='efi']") is not None:
+        if (
+            xml_root.find("os/nvram") is not None
+            or xml_root.find("os[@firmware='efi']") is not None
+        ):
             flags |= libvirt.VIR_DOMAIN_UNDEFINE_NVRAM
         if dom.hasManagedSaveImage(0):
             flags |= libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
@@ -324,7 +327,5 @@ def fence_ha_domains(ctx: AgentContext) -> list[FenceRecord]:
             dom.destroy()
             records.append(FenceRecord(vm=dom.name(), at=time.time(), ok=True, message="destroyed"))
         except libvirt.libvirtError as exc:
-            records.append(
-                FenceRecord(vm=dom.name(), at=time.time(), ok=False, message=str(exc))
-            )
+            records.append(FenceRecord(vm=dom.name(), at=time.time(), ok=False, message=str(exc)))
     return records

@@ -278,7 +278,8 @@ def parse_metadata(root: ET.Element) -> tuple[bool, int, list[str], dict[str, st
     priority = int(ha_el.get("priority", "50")) if ha_el is not None else 50
     hooks = sorted(h.get("name", "") for h in vm.findall(f"{_C}hooks/{_C}hook"))
     labels = {
-        label.get("key", ""): label.get("value", "") for label in vm.findall(f"{_C}labels/{_C}label")
+        label.get("key", ""): label.get("value", "")
+        for label in vm.findall(f"{_C}labels/{_C}label")
     }
     return ha, priority, hooks, labels
 

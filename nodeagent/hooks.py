@@ -130,7 +130,9 @@ class Hooks:
                 log.warning("after-hook failed (operation kept): %s", exc)
 
     def _run(self, script: HookScript, xml: str, vm: str, uuid: str) -> str:
-        env = dict(os.environ, CORRAL_HOOK_POINT=script.point, CORRAL_VM_NAME=vm, CORRAL_VM_UUID=uuid)
+        env = dict(
+            os.environ, CORRAL_HOOK_POINT=script.point, CORRAL_VM_NAME=vm, CORRAL_VM_UUID=uuid
+        )
         label = f"{script.point}/{script.path.name}"
         try:
             # A new session lets a timeout kill the script's children too, which would

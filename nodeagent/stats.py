@@ -35,7 +35,9 @@ def domain_stats_from_record(
     block: dict[str, dict[str, int]] = {}
     for i in range(int(record.get("block.count", 0))):
         disk = record.get(f"block.{i}.name", str(i))
-        block[disk] = {k: int(record[f"block.{i}.{k}"]) for k in _BLOCK_KEYS if f"block.{i}.{k}" in record}
+        block[disk] = {
+            k: int(record[f"block.{i}.{k}"]) for k in _BLOCK_KEYS if f"block.{i}.{k}" in record
+        }
     net: dict[str, dict[str, int]] = {}
     for i in range(int(record.get("net.count", 0))):
         iface = record.get(f"net.{i}.name", str(i))

@@ -158,9 +158,7 @@ def ensure_pool(ctx: AgentContext, name: str, spec: PoolSpec) -> ApplyResult:
             try:
                 pool.create(0)
             except libvirt.libvirtError:
-                flags = (
-                    libvirt.VIR_STORAGE_POOL_BUILD_NO_OVERWRITE if spec.type == "logical" else 0
-                )
+                flags = libvirt.VIR_STORAGE_POOL_BUILD_NO_OVERWRITE if spec.type == "logical" else 0
                 pool.build(flags)
                 pool.create(0)
             changed = True
@@ -196,14 +194,17 @@ def get_volume(ctx: AgentContext, pool_name: str, name: str) -> VolumeState:
         return parse_volume(vol.XMLDesc(0))
 
 
-def ensure_volume(ctx: AgentContext, pool_name: str, name: str, spec: VolumeSpec) -> VolumeApplyResult:
+def ensure_volume(
+    ctx: AgentContext, pool_name: str, name: str, spec: VolumeSpec
+) -> VolumeApplyResult:
     """Make volume `name` exist as `spec`: create it (a thin clone if it has a backing
     file) or grow it. Shrinking is invalid_spec; another format or backing file is a conflict."""
     if spec.name != name:
         raise invalid_spec("name", f"spec names {spec.name!r} but the path names {name!r}")
     conn = ctx.connection.get()
-    with ctx.locks.hold("volume", f"{pool_name}/{name}"), libvirt_errors(
-        f"ensuring volume {pool_name}/{name}"
+    with (
+        ctx.locks.hold("volume", f"{pool_name}/{name}"),
+        libvirt_errors(f"ensuring volume {pool_name}/{name}"),
     ):
         pool = _active_pool(conn, pool_name)
         vol = find_volume(pool, name)
@@ -239,8 +240,9 @@ def ensure_volume(ctx: AgentContext, pool_name: str, name: str, spec: VolumeSpec
 def ensure_volume_deleted(ctx: AgentContext, pool_name: str, name: str) -> VerbResult:
     """Make volume `name` absent (its data is deleted)."""
     conn = ctx.connection.get()
-    with ctx.locks.hold("volume", f"{pool_name}/{name}"), libvirt_errors(
-        f"deleting volume {pool_name}/{name}"
+    with (
+        ctx.locks.hold("volume", f"{pool_name}/{name}"),
+        libvirt_errors(f"deleting volume {pool_name}/{name}"),
     ):
         vol = find_volume(_active_pool(conn, pool_name), name)
         if vol is None:

@@ -77,7 +77,9 @@ def build_volume(spec: VolumeSpec) -> str:
       <capacity unit='bytes'>10737418240</capacity>
       <allocation unit='bytes'>0</allocation>
       <target><format type='qcow2'/></target>
-      <backingStore><path>/var/lib/corral/images/base.qcow2</path><format type='qcow2'/></backingStore>
+      <backingStore>
+        <path>/var/lib/corral/images/base.qcow2</path><format type='qcow2'/>
+      </backingStore>
     </volume>
     """
     volume = ET.Element("volume")

@@ -152,11 +152,16 @@ def make_host_cert(
     return out
 
 
-def make_controller_cert(certs_dir: str | Path, name: str = CONTROLLER_IDENTITY) -> Path:
-    """Issue the controller's client certificate; return its directory controller/."""
+def make_controller_cert(
+    certs_dir: str | Path, name: str = CONTROLLER_IDENTITY, subdir: str = "controller"
+) -> Path:
+    """Issue a client certificate (by default the controller's); return its directory.
+
+    Another `name` makes a fleet client certificate that agents still refuse.
+    """
     certs_dir = Path(certs_dir)
     cert, key = _issue(certs_dir, name, ExtendedKeyUsageOID.CLIENT_AUTH, [])
-    out = certs_dir / "controller"
+    out = certs_dir / subdir
     _write_key(out / "client.key", key)
     _write_cert(out / "client.crt", cert)
     shutil.copyfile(certs_dir / "ca.crt", out / "ca.crt")
@@ -207,7 +212,7 @@ class RequireController:
             return
         body = (
             b'{"type":"unauthorized","message":"client certificate is not the controller\'s '
-            b'(needs CN=' + self.identity.encode() + b' with clientAuth)","retryable":false,'
+            b"(needs CN=" + self.identity.encode() + b' with clientAuth)","retryable":false,'
             b'"libvirt_code":null,"field":null}'
         )
         await send(

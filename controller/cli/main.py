@@ -21,6 +21,10 @@ app = typer.Typer(
 COMMAND_MODULES: tuple[str, ...] = (
     "controller.cli.validate",
     "controller.cli.lab",
+    "controller.cli.agent",
+    "controller.cli.certs",
+    "controller.cli.up",
+    "controller.cli.inspect",
 )
 
 
@@ -30,3 +34,7 @@ def _register_all() -> None:
 
 
 _register_all()
+
+
+if __name__ == "__main__":
+    app()
