@@ -30,8 +30,13 @@ def build_os(image: GuestImage) -> ET.Element:
 
 
 def build_features() -> ET.Element:
-    """Returns <features><tcg><tb-cache unit='MiB'>16</tb-cache></tcg></features>."""
+    """Returns the features; ACPI lets the guest see the power button (graceful shutdown):
+
+    <features><acpi/><apic/><tcg><tb-cache unit='MiB'>16</tb-cache></tcg></features>
+    """
     features = ET.Element("features")
+    ET.SubElement(features, "acpi")
+    ET.SubElement(features, "apic")
     tcg = ET.SubElement(features, "tcg")
     ET.SubElement(tcg, "tb-cache", unit="MiB").text = str(TB_CACHE_MIB)
     return features

@@ -2,13 +2,16 @@
 
 The guest boots in about 4 s under TCG with 80 MiB of memory, prints `GUEST-UP`, then one
 heartbeat line `HB <n> <uptime-seconds>` per second on its serial console (read them with
-`controller.lab.heartbeat`), and keeps a busybox shell on the console for interactive use.
+`controller.lab.heartbeat`), keeps a busybox shell on the console for interactive use, and
+powers off (printing `GUEST-DOWN`) when it gets an ACPI power-button press, so a graceful
+shutdown (`virsh shutdown`) really is graceful.
 
 Both files are built once and cached (default /var/cache/corral/guest, or $CORRAL_GUEST_DIR):
-- `vmlinuz-<abi>`: `boot/vmlinuz-*` of the newest `linux-image-6.1.0-*-cloud-amd64-unsigned`
-  that apt knows, fetched with `apt-get download` (the only step that needs the network);
-- `initrd-<hash>.img`: a deterministic gzip'ed newc cpio of busybox-static and `/init`, named
-  by the hash of its inputs, so a changed init script or busybox gives a new file.
+- `kernel-<abi>/vmlinuz` and the two modules ACPI shutdown needs (`button.ko`, `evdev.ko`)
+  from the newest `linux-image-6.1.0-*-cloud-amd64-unsigned` apt knows, fetched with
+  `apt-get download` (the only step that needs the network);
+- `initrd-<hash>.img`: a deterministic gzip'ed newc cpio of busybox-static, the modules and
+  `/init`, named by the hash of its inputs, so changed inputs give a new file.
 Concurrent builders serialise on a file lock in the cache dir; files appear atomically.
 """
 
@@ -34,6 +37,8 @@ DEFAULT_CACHE_DIR = Path("/var/cache/corral/guest")
 CACHE_DIR_ENV = "CORRAL_GUEST_DIR"
 BUSYBOX_PATH = Path("/bin/busybox")
 KERNEL_PACKAGE_RE = re.compile(r"^linux-image-(6\.1\.0-(\d+)-cloud-amd64)-unsigned$")
+GUEST_MODULES = ("kernel/drivers/acpi/button.ko", "kernel/drivers/input/evdev.ko")
+"""Built as modules in the cloud kernel: the ACPI power button and the input device acpid reads."""
 KERNEL_CMDLINE = "console=ttyS0 panic=-1"
 """Serial console for the heartbeats; reboot at once if /init ever dies, never hang."""
 MIN_MEMORY_MIB = 80
@@ -48,6 +53,8 @@ export PATH=/bin:/sbin:/usr/bin:/usr/sbin HOME=/root
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
+for module in /lib/modules/*.ko; do insmod "$module"; done
+acpid -l /dev/null
 echo GUEST-UP
 heartbeat() {
     n=0
@@ -64,6 +71,13 @@ while :; do
     sleep 1
 done
 """
+
+POWER_BUTTON_SCRIPT = """\
+#!/bin/sh
+echo GUEST-DOWN >/dev/console
+poweroff -f
+"""
+"""Run by busybox acpid for the power button (its built-in table maps it to PWRF/00000080)."""
 
 
 class GuestBuildError(RuntimeError):
@@ -90,31 +104,44 @@ def newest_kernel_package(names: Iterable[str]) -> str | None:
     return max(found)[1] if found else None
 
 
-def initramfs_entries(busybox: bytes, init_script: str = INIT_SCRIPT) -> list[cpio.Entry]:
-    """Returns the initramfs members: the directory skeleton, /dev/console, busybox and /init."""
-    dirs = ["bin", "dev", "etc", "proc", "root", "sbin", "sys", "tmp", "usr", "usr/bin"]
+def initramfs_entries(
+    busybox: bytes, modules: dict[str, bytes], init_script: str = INIT_SCRIPT
+) -> list[cpio.Entry]:
+    """Returns the initramfs members: directory skeleton, /dev/console, busybox, kernel modules
+    (by file name, loaded in name order), the power-button handler and /init.
+    """
+    dirs = ["bin", "dev", "etc", "etc/acpi", "etc/acpi/PWRF", "lib", "lib/modules", "proc",
+            "root", "sbin", "sys", "tmp", "usr", "usr/bin", "var", "var/log"]  # fmt: skip
     return [
         *(cpio.directory(d) for d in dirs),
         cpio.char_device("dev/console", 5, 1),
         cpio.file("bin/busybox", busybox, 0o755),
         cpio.symlink("bin/sh", "busybox"),
+        *(cpio.file(f"lib/modules/{name}", modules[name]) for name in sorted(modules)),
+        cpio.file("etc/acpi/PWRF/00000080", POWER_BUTTON_SCRIPT.encode(), 0o755),
         cpio.file("init", init_script.encode(), 0o755),
     ]
 
 
-def build_initrd(busybox: bytes, init_script: str = INIT_SCRIPT) -> bytes:
+def build_initrd(
+    busybox: bytes, modules: dict[str, bytes], init_script: str = INIT_SCRIPT
+) -> bytes:
     """Returns the gzip'ed newc initramfs; equal inputs give identical bytes (gzip mtime 0)."""
-    raw = cpio.build_newc(initramfs_entries(busybox, init_script))
+    raw = cpio.build_newc(initramfs_entries(busybox, modules, init_script))
     out = io.BytesIO()
     with gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0, compresslevel=9) as gz:
         gz.write(raw)
     return out.getvalue()
 
 
-def initrd_name(busybox: bytes, init_script: str = INIT_SCRIPT) -> str:
+def initrd_name(busybox: bytes, modules: dict[str, bytes], init_script: str = INIT_SCRIPT) -> str:
     """Returns the cache file name of the initrd built from these inputs."""
-    digest = hashlib.sha256(busybox + b"\0" + init_script.encode()).hexdigest()[:16]
-    return f"initrd-{digest}.img"
+    digest = hashlib.sha256()
+    for part in (busybox, init_script.encode(), POWER_BUTTON_SCRIPT.encode()):
+        digest.update(hashlib.sha256(part).digest())
+    for name in sorted(modules):
+        digest.update(name.encode() + b"\0" + hashlib.sha256(modules[name]).digest())
+    return f"initrd-{digest.hexdigest()[:16]}.img"
 
 
 @contextmanager
@@ -165,31 +192,31 @@ def resolve_kernel_package() -> str:
     return package
 
 
-def _extract_vmlinuz(deb: Path) -> bytes:
+def _extract_kernel(deb: Path, abi: str, into: Path) -> None:
+    """Writes vmlinuz and GUEST_MODULES of the kernel package `deb` into `into`."""
+    wanted = {f"./boot/vmlinuz-{abi}": "vmlinuz"}
+    wanted |= {f"./lib/modules/{abi}/{m}": Path(m).name for m in GUEST_MODULES}
     proc = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE)
     assert proc.stdout is not None
-    kernel = None
     with tarfile.open(fileobj=proc.stdout, mode="r|") as tar:
         for member in tar:
-            if re.fullmatch(r"\./boot/vmlinuz-.*", member.name) and member.isfile():
-                handle = tar.extractfile(member)
-                kernel = handle.read() if handle else None
-    if proc.wait() != 0 or not kernel:
+            handle = tar.extractfile(member) if member.name in wanted else None
+            if handle is not None:
+                (into / wanted.pop(member.name)).write_bytes(handle.read())
+    if proc.wait() != 0 or wanted:
         raise GuestBuildError(
-            f"{deb.name}: no boot/vmlinuz-* found (dpkg-deb exit {proc.returncode})"
+            f"{deb.name}: missing {sorted(wanted)} (dpkg-deb exit {proc.returncode})"
         )
-    return kernel
 
 
 def download_kernel(package: str, cache_dir: Path) -> Path:
-    """Returns the cached vmlinuz of `package`, downloading and extracting it if missing.
-
-    Raises GuestBuildError with apt's own message when the download fails.
+    """Returns the cached kernel dir (vmlinuz + modules) of `package`, downloading and
+    extracting it if missing. Raises GuestBuildError with apt's message if the download fails.
     """
     match = KERNEL_PACKAGE_RE.match(package)
     if not match:
         raise GuestBuildError(f"{package!r} is not a linux-image-6.1.0-*-cloud-amd64-unsigned name")
-    target = cache_dir / f"vmlinuz-{match.group(1)}"
+    target = cache_dir / f"kernel-{match.group(1)}"
     if target.exists():
         return target
     with tempfile.TemporaryDirectory(dir=cache_dir, prefix=".download-") as tmp:
@@ -200,7 +227,10 @@ def download_kernel(package: str, cache_dir: Path) -> Path:
         if proc.returncode != 0 or not debs:
             detail = (proc.stderr or proc.stdout).strip() or f"exit {proc.returncode}"
             raise GuestBuildError(f"apt-get download {package} failed: {detail}")
-        _write_atomic(target, _extract_vmlinuz(debs[0]))
+        staging = Path(tmp) / "kernel"
+        staging.mkdir(mode=0o755)
+        _extract_kernel(debs[0], match.group(1), staging)
+        os.replace(staging, target)
     return target
 
 
@@ -209,19 +239,22 @@ def _cached_kernel(cache_dir: Path) -> Path | None:
         match = re.search(r"-(\d+)-cloud-amd64$", path.name)
         return int(match.group(1)) if match else -1
 
-    kernels = sorted(cache_dir.glob("vmlinuz-6.1.0-*-cloud-amd64"), key=abi)
+    kernels = sorted(cache_dir.glob("kernel-6.1.0-*-cloud-amd64"), key=abi)
     return kernels[-1] if kernels else None
 
 
-def ensure_initrd(cache_dir: Path, busybox_path: Path = BUSYBOX_PATH) -> Path:
-    """Returns the cached initrd for the installed busybox-static, building it if missing."""
+def ensure_initrd(cache_dir: Path, kernel_dir: Path, busybox_path: Path = BUSYBOX_PATH) -> Path:
+    """Returns the cached initrd for the installed busybox-static and the modules of
+    `kernel_dir`, building it if missing.
+    """
     try:
         busybox = busybox_path.read_bytes()
     except OSError as exc:
         raise GuestBuildError(f"{busybox_path}: {exc.strerror} (install busybox-static)") from exc
-    target = cache_dir / initrd_name(busybox)
+    modules = {Path(m).name: (kernel_dir / Path(m).name).read_bytes() for m in GUEST_MODULES}
+    target = cache_dir / initrd_name(busybox, modules)
     if not target.exists():
-        _write_atomic(target, build_initrd(busybox))
+        _write_atomic(target, build_initrd(busybox, modules))
     return target
 
 
@@ -234,8 +267,8 @@ def ensure_tiny_guest(cache_dir: Path | None = None, refresh: bool = False) -> G
     """
     directory = cache_dir or cache_dir_default()
     with _locked(directory):
-        kernel = None if refresh else _cached_kernel(directory)
-        if kernel is None:
-            kernel = download_kernel(resolve_kernel_package(), directory)
-        initrd = ensure_initrd(directory)
-    return GuestImage(kernel=kernel, initrd=initrd)
+        kernel_dir = None if refresh else _cached_kernel(directory)
+        if kernel_dir is None:
+            kernel_dir = download_kernel(resolve_kernel_package(), directory)
+        initrd = ensure_initrd(directory, kernel_dir)
+    return GuestImage(kernel=kernel_dir / "vmlinuz", initrd=initrd)

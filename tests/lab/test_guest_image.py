@@ -17,17 +17,20 @@ from controller.lab.guest import (
 )
 
 FAKE_BUSYBOX = b"\x7fELF not really busybox" * 10
+FAKE_MODULES = {"evdev.ko": b"evdev module", "button.ko": b"button module"}
 
 
 def test_initrd_is_byte_identical_for_equal_inputs() -> None:
-    assert build_initrd(FAKE_BUSYBOX) == build_initrd(FAKE_BUSYBOX)
-    assert initrd_name(FAKE_BUSYBOX) == initrd_name(FAKE_BUSYBOX)
-    assert initrd_name(FAKE_BUSYBOX) != initrd_name(FAKE_BUSYBOX, INIT_SCRIPT + "\n")
+    assert build_initrd(FAKE_BUSYBOX, FAKE_MODULES) == build_initrd(FAKE_BUSYBOX, FAKE_MODULES)
+    name = initrd_name(FAKE_BUSYBOX, FAKE_MODULES)
+    assert name == initrd_name(FAKE_BUSYBOX, dict(reversed(FAKE_MODULES.items())))
+    assert name != initrd_name(FAKE_BUSYBOX, FAKE_MODULES, INIT_SCRIPT + "\n")
+    assert name != initrd_name(FAKE_BUSYBOX, {**FAKE_MODULES, "evdev.ko": b"other"})
 
 
 @pytest.mark.skipif(shutil.which("cpio") is None, reason="cpio not installed")
 def test_cpio_tool_lists_the_initramfs_members() -> None:
-    raw = gzip.decompress(build_initrd(FAKE_BUSYBOX))
+    raw = gzip.decompress(build_initrd(FAKE_BUSYBOX, FAKE_MODULES))
     listing = subprocess.run(
         ["cpio", "-itv", "--quiet"], input=raw, capture_output=True, check=True
     ).stdout.decode()
@@ -35,11 +38,13 @@ def test_cpio_tool_lists_the_initramfs_members() -> None:
         line.split()[-1] if "->" not in line else line.split()[-3] for line in listing.splitlines()
     ]
     assert names == [
-        "bin", "dev", "etc", "proc", "root", "sbin", "sys", "tmp", "usr", "usr/bin",
-        "dev/console", "bin/busybox", "bin/sh", "init",
+        "bin", "dev", "etc", "etc/acpi", "etc/acpi/PWRF", "lib", "lib/modules", "proc", "root",
+        "sbin", "sys", "tmp", "usr", "usr/bin", "var", "var/log",
+        "dev/console", "bin/busybox", "bin/sh", "lib/modules/button.ko", "lib/modules/evdev.ko",
+        "etc/acpi/PWRF/00000080", "init",
     ]  # fmt: skip
     modes = {line.split()[-1]: line.split()[0] for line in listing.splitlines()}
-    assert modes["init"] == "-rwxr-xr-x"
+    assert modes["init"] == modes["etc/acpi/PWRF/00000080"] == "-rwxr-xr-x"
     assert modes["dev/console"].startswith("c")
 
 
@@ -53,6 +58,7 @@ def test_cpio_tool_extracts_file_contents(tmp_path) -> None:
 def test_init_script_prints_guest_up_then_heartbeats_and_keeps_a_shell() -> None:
     lines = INIT_SCRIPT.splitlines()
     assert lines[0] == "#!/bin/busybox sh"
+    assert lines.index("acpid -l /dev/null") < lines.index("echo GUEST-UP")
     assert lines.index("echo GUEST-UP") < lines.index('        echo "HB $n $up"')
     assert "    setsid cttyhack sh" in lines
 
