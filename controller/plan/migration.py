@@ -18,10 +18,20 @@ from controller.plan.builder import PlanBuilder
 from controller.plan.model import ActionType
 from controller.plan.observe import Copy
 from controller.plan.placement import Decisions
+from controller.plan.requests import host_views
 from controller.plan.storage import VolumeNeeds
 from controller.plan.vms import Target, settled
 from controller.plan.world import World
+from controller.scheduler import schedule_vm
+from controller.scheduler.balance import (
+    MIGRATION_NOT_ALLOWED,
+    WAITING_FOR_BUDGET,
+    plan_drain,
+    plan_rebalance,
+)
+from controller.scheduler.model import VMRequest
 from nodeagent.models import MigrateRequest
+from schemas.policy import BalancerType
 from schemas.vm import VMPhase
 
 
@@ -93,124 +103,278 @@ def plan_cold_moves(world: World, out: PlanBuilder, dec: Decisions, moves: list[
 def plan_live_moves(
     world: World, out: PlanBuilder, dec: Decisions, moves: list[Move], needs: VolumeNeeds
 ) -> None:
-    """Add MigrateVM for running VMs that must leave their host and are otherwise converged."""
-    session = dec.session
-    assert session is not None
-    budget = world.policy.default.disruption_budget
-    fleet_used = sum(1 for c in dec.migrating.values() if _running_job(c))
-    per_host = _per_host(world, dec)
+    """Add MigrateVM for running, settled VMs: drains first, other broken rules, then balance.
+
+    Draining hosts go through controller.scheduler.plan_drain, other hard-rule breaks
+    through the scheduler with their host excluded, and when nothing else moves and no
+    migration is in flight, the policy's balancer (plan_rebalance) may move VMs.
+    """
+    settled_moves = []
     for move in moves:
-        if not move.running:
-            continue
-        key = ("VirtualMachine", move.vm)
-        vm = world.desired.vms[move.vm]
-        if not settled(world, vm, dec.targets[move.vm]):
-            continue
-        policy = vm.spec.migration
-        if policy is not None and not policy.allowed:
-            out.verdict(
-                key,
-                False,
-                reasons.MIGRATION_NOT_ALLOWED,
-                f"VirtualMachine {move.vm} must leave {move.source} ({move.why}) but its "
-                "migration policy forbids live migration; stop it or allow migration "
-                "(nothing is stopped for it)",
-                stalled=True,
-                phase=VMPhase.RUNNING.value,
-                host=move.source,
-            )
-            continue
-        request = dec.requests[move.vm]
-        placement = session.evaluate(request, exclude={move.source: move.why})
-        if placement.host is None:
-            out.verdict(
-                key,
-                False,
-                reasons.NO_HOST_FITS,
-                f"VirtualMachine {move.vm} must leave {move.source} ({move.why}) but "
-                f"{placement.message[0].lower()}{placement.message[1:]}; it keeps running "
-                f"on {move.source}",
-                stalled=True,
-                phase=VMPhase.RUNNING.value,
-                host=move.source,
-                scheduling=list(placement.verdicts),
-            )
-            continue
-        target = placement.host
-        src_budget = world.policy.for_host(move.source).disruption_budget
-        dst_budget = world.policy.for_host(target).disruption_budget
-        if (
-            fleet_used >= budget.max_migrations_fleet
-            or per_host.get(move.source, 0) >= src_budget.max_migrations_per_host
-            or per_host.get(target, 0) >= dst_budget.max_migrations_per_host
-        ):
-            out.verdict(
-                key,
-                False,
-                reasons.DISRUPTION_BUDGET,
-                f"VirtualMachine {move.vm} must leave {move.source} ({move.why}); it waits "
-                f"for the migration budget ({fleet_used} of {budget.max_migrations_fleet} in "
-                f"the fleet, {per_host.get(move.source, 0)} on {move.source})",
-                phase=VMPhase.RUNNING.value,
-                host=move.source,
-            )
-            continue
-        uri = world.observed.migration_uri(target)
-        if uri is None:
-            out.verdict(
-                key,
-                False,
-                reasons.DEPENDENCY_NOT_READY,
-                f"VirtualMachine {move.vm} must leave {move.source} ({move.why}); host {target} "
-                "reports no migration URI",
-                phase=VMPhase.RUNNING.value,
-                host=move.source,
-            )
-            continue
-        local = _local_volumes(world, vm.spec.disks)
-        for volume in local:
-            needs.extra_hosts.setdefault(volume, set()).add(target)
-        mig = policy
-        payload = MigrateRequest(
-            destination_uri=uri,
-            bandwidth_mibps=mig.bandwidth_mibps if mig else None,
-            max_downtime_ms=mig.max_downtime_ms if mig else None,
-            timeout_s=float(mig.timeout_s) if mig else 300.0,
-            copy_storage=bool(local),
-            auto_converge=mig.auto_converge if mig else False,
-        ).model_dump(mode="json")
-        session.commit(request, target)
-        fleet_used += 1
-        per_host[move.source] = per_host.get(move.source, 0) + 1
-        per_host[target] = per_host.get(target, 0) + 1
-        attempt = _attempt(world.observed.copies.get(move.vm, []), move.source)
-        out.add(
-            ActionType.MIGRATE_VM,
-            key,
-            move.source,
-            reasons.MIGRATING,
-            f"Moving VirtualMachine {move.vm} live from {move.source} to {target}: {move.why}"
-            + (" (copying its local disks)" if local else "")
-            + (f" (attempt {attempt})" if attempt > 1 else ""),
-            payload=payload,
-            params={"destination": target},
+        if move.running and settled(world, world.desired.vms[move.vm], dec.targets[move.vm]):
+            settled_moves.append(move)
+    planned: dict[str, int] = {}
+    drained = sorted(
+        {m.source for m in settled_moves if world.desired.hosts[m.source].spec.maintenance}
+    )
+    for host in drained:
+        mine = [dec.requests[m.vm] for m in settled_moves if m.source == host]
+        _drain(world, out, dec, needs, host, mine, planned)
+    for move in settled_moves:
+        if not world.desired.hosts[move.source].spec.maintenance:
+            _evict(world, out, dec, needs, move, planned)
+    if not planned and not dec.migrating:
+        _rebalance(world, out, dec, needs, planned)
+
+
+def _views(world: World, dec: Decisions, planned: dict[str, int]) -> list:
+    """Return HostViews of the placements so far, counting planned migrations as in flight."""
+    in_flight = dict(planned)
+    for host, count in _per_host(world, dec).items():
+        in_flight[host] = in_flight.get(host, 0) + count
+    return host_views(world, dec.hosts, dec.requests, in_flight)
+
+
+def _labels(world: World) -> dict[str, dict[str, str]]:
+    return {name: vm.labels for name, vm in world.desired.vms.items()}
+
+
+def _drain(
+    world: World,
+    out: PlanBuilder,
+    dec: Decisions,
+    needs: VolumeNeeds,
+    host: str,
+    vms: list[VMRequest],
+    planned: dict[str, int],
+) -> None:
+    drain = plan_drain(
+        host,
+        _views(world, dec, planned),
+        vms,
+        dec.hosts,
+        world.policy,
+        world.desired.affinity,
+        _labels(world),
+    )
+    for move in drain.moves:
+        _emit(
+            world,
+            out,
+            dec,
+            needs,
+            move.vm,
+            host,
+            move.target,
+            reasons.DRAINING,
+            move.message,
+            planned,
         )
-        dec.hosts[move.vm] = target
-        dec.live_moves.add(move.vm)
+    for blocked in drain.blocked:
+        waiting = blocked.reason == WAITING_FOR_BUDGET
+        dec.move_verdicts.add(blocked.vm)
+        out.verdict(
+            ("VirtualMachine", blocked.vm),
+            False,
+            {
+                WAITING_FOR_BUDGET: reasons.DISRUPTION_BUDGET,
+                MIGRATION_NOT_ALLOWED: reasons.MIGRATION_NOT_ALLOWED,
+            }.get(blocked.reason, reasons.NO_HOST_FITS),
+            blocked.message + ("" if waiting else "; nothing is stopped for it"),
+            stalled=not waiting,
+            phase=VMPhase.RUNNING.value,
+            host=host,
+        )
+
+
+def _evict(
+    world: World,
+    out: PlanBuilder,
+    dec: Decisions,
+    needs: VolumeNeeds,
+    move: Move,
+    planned: dict[str, int],
+) -> None:
+    """Move one VM that breaks a hard rule on a host not in maintenance (pin, selector...)."""
+    key = ("VirtualMachine", move.vm)
+    request = dec.requests[move.vm]
+    dec.move_verdicts.add(move.vm)
+    if not request.migratable:
         out.verdict(
             key,
             False,
-            reasons.MIGRATING,
-            f"Moving VirtualMachine {move.vm} live from {move.source} to {target}: {move.why}",
-            phase=VMPhase.MIGRATING.value,
+            reasons.MIGRATION_NOT_ALLOWED,
+            f"VirtualMachine {move.vm} must leave {move.source} ({move.why}) but its "
+            "migration policy forbids live migration; stop it or allow migration "
+            "(nothing is stopped for it)",
+            stalled=True,
+            phase=VMPhase.RUNNING.value,
             host=move.source,
-            migration={
-                "source": move.source,
-                "target": target,
-                "state": "starting",
-                "attempt": attempt,
-            },
         )
+        return
+    views = _views(world, dec, planned)
+    full = {
+        v.name
+        for v in views
+        if v.migrations_in_flight
+        >= world.policy.for_host(v.name).disruption_budget.max_migrations_per_host
+    }
+    total = sum(v.migrations_in_flight for v in views) // 2
+    if total >= world.policy.default.disruption_budget.max_migrations_fleet or move.source in full:
+        out.verdict(
+            key,
+            False,
+            reasons.DISRUPTION_BUDGET,
+            f"VirtualMachine {move.vm} must leave {move.source} ({move.why}); it waits for "
+            f"the migration budget ({total} migrations in flight or planned)",
+            phase=VMPhase.RUNNING.value,
+            host=move.source,
+        )
+        return
+    exclude = {h: "migration budget reached" for h in full}
+    exclude[move.source] = move.why
+    placement = schedule_vm(
+        request,
+        views,
+        world.policy,
+        world.desired.affinity,
+        dec.hosts,
+        _labels(world),
+        exclude,
+    )
+    if placement.host is None:
+        out.verdict(
+            key,
+            False,
+            reasons.NO_HOST_FITS,
+            f"VirtualMachine {move.vm} must leave {move.source} ({move.why}) but "
+            f"{placement.message[0].lower()}{placement.message[1:]}; it keeps running "
+            f"on {move.source}",
+            stalled=True,
+            phase=VMPhase.RUNNING.value,
+            host=move.source,
+            scheduling=list(placement.verdicts),
+        )
+        return
+    _emit(
+        world,
+        out,
+        dec,
+        needs,
+        move.vm,
+        move.source,
+        placement.host,
+        reasons.MIGRATING,
+        f"Moving VirtualMachine {move.vm} live from {move.source} to {placement.host}: {move.why}",
+        planned,
+    )
+
+
+def _rebalance(
+    world: World, out: PlanBuilder, dec: Decisions, needs: VolumeNeeds, planned: dict[str, int]
+) -> None:
+    """Let each policy's balancer move settled, running VMs (controller.scheduler)."""
+    if all(
+        world.policy.for_host(h).balancer.type is BalancerType.NONE for h in world.desired.hosts
+    ):
+        return
+    candidates = [
+        dec.requests[name]
+        for name, target in dec.targets.items()
+        if target.copy is not None
+        and dec.requests[name].migratable
+        and settled(world, world.desired.vms[name], target)
+    ]
+    result = plan_rebalance(
+        _views(world, dec, planned),
+        candidates,
+        dec.hosts,
+        world.policy,
+        world.now,
+        world.desired.affinity,
+        _labels(world),
+    )
+    dec.empty_hosts = list(result.empty_hosts)
+    for move in result.moves:
+        _emit(
+            world,
+            out,
+            dec,
+            needs,
+            move.vm,
+            move.source,
+            move.target,
+            reasons.REBALANCING,
+            move.message,
+            planned,
+        )
+
+
+def _emit(
+    world: World,
+    out: PlanBuilder,
+    dec: Decisions,
+    needs: VolumeNeeds,
+    name: str,
+    source: str,
+    target: str,
+    reason: str,
+    message: str,
+    planned: dict[str, int],
+) -> None:
+    """Add one MigrateVM (payload from the VM's migration policy) and its verdict."""
+    key = ("VirtualMachine", name)
+    dec.move_verdicts.add(name)
+    uri = world.observed.migration_uri(target)
+    if uri is None:
+        out.verdict(
+            key,
+            False,
+            reasons.DEPENDENCY_NOT_READY,
+            f"VirtualMachine {name} should move from {source} to {target}, but {target} "
+            "reports no migration URI",
+            phase=VMPhase.RUNNING.value,
+            host=source,
+        )
+        return
+    vm = world.desired.vms[name]
+    local = _local_volumes(world, vm.spec.disks)
+    for volume in local:
+        needs.extra_hosts.setdefault(volume, set()).add(target)
+    mig = vm.spec.migration
+    payload = MigrateRequest(
+        destination_uri=uri,
+        bandwidth_mibps=mig.bandwidth_mibps if mig else None,
+        max_downtime_ms=mig.max_downtime_ms if mig else None,
+        timeout_s=float(mig.timeout_s) if mig else 300.0,
+        copy_storage=bool(local),
+        auto_converge=mig.auto_converge if mig else False,
+    ).model_dump(mode="json")
+    attempt = _attempt(world.observed.copies.get(name, []), source)
+    out.add(
+        ActionType.MIGRATE_VM,
+        key,
+        source,
+        reason,
+        message
+        + (" (copying its local disks)" if local else "")
+        + (f" (attempt {attempt})" if attempt > 1 else ""),
+        payload=payload,
+        params={"destination": target},
+    )
+    planned[source] = planned.get(source, 0) + 1
+    planned[target] = planned.get(target, 0) + 1
+    dec.hosts[name] = target
+    dec.live_moves.add(name)
+    out.verdict(
+        key,
+        False,
+        reasons.MIGRATING,
+        message,
+        phase=VMPhase.MIGRATING.value,
+        host=source,
+        migration={"source": source, "target": target, "state": "starting", "attempt": attempt},
+    )
 
 
 def watch_migrations(world: World, out: PlanBuilder, dec: Decisions) -> None:

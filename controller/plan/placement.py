@@ -51,6 +51,10 @@ class Decisions:
     """Host that does not answer -> the VMs that were there."""
     live_moves: set[str] = field(default_factory=set)
     """VMs given a MigrateVM in this plan (their verdict says Migrating)."""
+    move_verdicts: set[str] = field(default_factory=set)
+    """VMs whose verdict the move step set (moving, or why they cannot move)."""
+    empty_hosts: list[str] = field(default_factory=list)
+    """Hosts the power-saving balancer left empty (they could be powered off)."""
     held: set[str] = field(default_factory=set)
     """VMs left as they are for a person to decide (their verdict says why)."""
 

@@ -50,7 +50,7 @@ def plan(desired: Desired, observed: Observed, policy: PolicyContext) -> Plan:
     plan_live_moves(world, out, dec, moves, needs)
     plan_volumes(world, out, needs, dec.hosts)
     for name, target in dec.targets.items():
-        if name not in dec.live_moves:
+        if name not in dec.move_verdicts:
             plan_vm_on_host(world, out, expanded.vms[name], target)
     watch_migrations(world, out, dec)
     plan_deletions(world, out, needs)

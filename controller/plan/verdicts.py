@@ -20,9 +20,14 @@ from schemas.host import HostPhase
 def host_verdicts(world: World, out: PlanBuilder, dec: Decisions) -> None:
     """Set the verdict of every desired host."""
     on_host: dict[str, list[str]] = {}
-    for vm, host in dec.hosts.items():
-        on_host.setdefault(host, []).append(vm)
-    leaving = {a.target[1] for a in out.actions if a.type is ActionType.MIGRATE_VM}
+    for vm in world.desired.vms:
+        for copy in world.observed.copies.get(vm, ()):
+            on_host.setdefault(copy.host, []).append(vm)
+    leaving = {
+        a.target[1]
+        for a in out.actions
+        if a.type in (ActionType.MIGRATE_VM, ActionType.UNDEFINE_VM)
+    }
     known = set(world.desired.vms) | set(world.desired.deleted.get("VirtualMachine", {}))
     for name, host in world.desired.hosts.items():
         key = ("Host", name)
