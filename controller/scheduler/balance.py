@@ -6,8 +6,8 @@
   of its CPU and memory fractions of allocatable). A move of VM v from host s to
   host t is worth `benefit = (u_s - u_t) - |u_s' - u_t'|`, the percentage points by
   which it closes the gap between the two hosts (primes: after the move). A move is
-  made only when its benefit is at least `minimumBenefitPercent`, or when s is above
-  `highUtilizationPercent` and the move closes the gap at all; and never when t
+  made only when it closes the gap at all and by at least `minimumBenefitPercent`,
+  or by any amount when s is above `highUtilizationPercent`; and never when t
   would end above `highUtilizationPercent`. Every move shrinks a gap, so moving the
   VM back has a negative benefit: a balanced fleet yields no moves, and planning
   again on the result of a plan yields no moves (no flapping).
@@ -193,14 +193,26 @@ class _Balancer:
         return out
 
     def _move(self, vm: VMRequest, source: int, target: int, reason: str, message: str) -> None:
-        self.session.commit(vm, self.fleet.names[target])
+        """Commit one step; a VM stepping again in the same pass keeps one Move, origin to end.
+
+        Letting a VM step twice lets a pass run until no step helps, which is what
+        makes planning again on its result come back empty.
+        """
+        names = self.fleet.names
+        self.session.commit(vm, names[target])
         self.on_host[source].remove(vm)
         self.on_host[target].append(vm)
         self.moved.add(vm.name)
         self.budget.spend(source, target)
-        self.moves.append(
-            Move(vm.name, self.fleet.names[source], self.fleet.names[target], reason, message)
-        )
+        origin = names[source]
+        for k, earlier in enumerate(self.moves):
+            if earlier.vm == vm.name:
+                origin = earlier.source
+                del self.moves[k]
+                break
+        if origin != names[target]:
+            text = f"Moving {vm.name} from {origin} to {names[target]}: {message}"
+            self.moves.append(Move(vm.name, origin, names[target], reason, text))
 
     # --- even distribution ---------------------------------------------------------------
 
@@ -234,9 +246,9 @@ class _Balancer:
                     source,
                     target,
                     REBALANCE,
-                    f"Moving {vm.name} from {self.fleet.names[source]} "
-                    f"({util[source]:.0%} used) to {self.fleet.names[target]} "
-                    f"({util[target]:.0%} used): closes the gap by {benefit:.0%}",
+                    f"{self.fleet.names[source]} is {util[source]:.0%} used, "
+                    f"{self.fleet.names[target]} {util[target]:.0%}: the move closes the gap "
+                    f"by {benefit:.0%}",
                 )
                 return True
         return False
@@ -249,7 +261,7 @@ class _Balancer:
         best: tuple[VMRequest, int, float] | None = None
         exclude = self._exclusions(eligible, source)
         for vm in self.on_host[source]:
-            if vm.name in self.moved or not vm.migratable:
+            if not vm.migratable:
                 continue
             ev = self.session.columns(vm, exclude)
             if not ev.fits.any():
@@ -257,10 +269,8 @@ class _Balancer:
             after_target = utilisation_after(fleet, ev.cpu_used, ev.mem_used, vm)
             after_source = fleet.host_utilisation(source, ev.cpu_used, ev.mem_used)
             benefit = (u_source - util) - np.abs(after_source - after_target)
-            allowed = ev.fits & (after_target <= high)
-            if u_source > high:
-                allowed &= benefit > 1e-9
-            else:
+            allowed = ev.fits & (after_target <= high) & (benefit > 1e-9)
+            if u_source <= high:
                 allowed &= benefit >= minimum - 1e-9
             if not allowed.any():
                 continue
@@ -306,9 +316,7 @@ class _Balancer:
                     source,
                     target,
                     POWER_SAVING,
-                    f"Moving {vm.name} from underused {self.fleet.names[source]} to "
-                    f"{self.fleet.names[target]} so that {self.fleet.names[source]} can be "
-                    "powered off",
+                    f"{self.fleet.names[source]} is underused and can then be powered off",
                 )
 
     def _plan_evacuation(

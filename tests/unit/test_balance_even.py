@@ -5,8 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-
-from controller.scheduler.balance import plan_rebalance
 from test_scheduler_fixtures import (
     anti,
     apply_moves,
@@ -17,6 +15,8 @@ from test_scheduler_fixtures import (
     vm,
     with_allocations,
 )
+
+from controller.scheduler.balance import plan_rebalance
 
 NOON = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 WIDE = {"maxMigrationsPerHost": 16, "maxMigrationsFleet": 64}
@@ -145,7 +145,9 @@ def test_even_distribution(spec, params, groups, expected):
 def test_move_message_names_the_numbers():
     hosts, vms, placements = fleet({"a": [4, 4, 4], "b": [4]})
     (move,) = plan_rebalance(hosts, vms, placements, even(), NOON).moves
-    assert move.message == "Moving a-0 from a (75% used) to b (25% used): closes the gap by 50%"
+    assert move.message == (
+        "Moving a-0 from a to b: a is 75% used, b 25%: the move closes the gap by 50%"
+    )
 
 
 def test_pinned_and_selector_vms_are_not_moved():

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import pytest
-
-from controller.scheduler import AffinityIndex, schedule_many, schedule_vm
 from test_scheduler_fixtures import anti, group, host, policy, reasons, together, vm
 
+from controller.scheduler import AffinityIndex, schedule_many, schedule_vm
+
 THREE = [host("a"), host("b"), host("c")]
-ALL_BUT_AFFINITY = ["Maintenance", "HostHealth", "HostSelector", "CPU", "Memory", "Network",
-                    "Storage"]
+ALL_BUT_AFFINITY = [
+    "Maintenance",
+    "HostHealth",
+    "HostSelector",
+    "CPU",
+    "Memory",
+    "Network",
+    "Storage",
+]
 
 ROWS = [
     # id, hosts, vm, groups, placements, vm_labels, chosen, {host: reason|"fits"}
@@ -132,8 +139,14 @@ ROWS = [
         "host-affinity-by-selector",
         [host("a"), host("b", labels={"ssd": "true"})],
         vm("v"),
-        [group("g", vms=["v"], hostSelector={"matchLabels": {"ssd": "true"}},
-               hostRule={"polarity": "positive"})],
+        [
+            group(
+                "g",
+                vms=["v"],
+                hostSelector={"matchLabels": {"ssd": "true"}},
+                hostRule={"polarity": "positive"},
+            )
+        ],
         {},
         None,
         "b",
@@ -163,9 +176,17 @@ ROWS = [
         "vm-selector-expression-membership",
         [host("a"), host("b")],
         vm("x-2", labels={"tier": "front"}),
-        [group("g", vmSelector={"matchExpressions": [
-            {"key": "tier", "operator": "In", "values": ["front", "edge"]}]},
-            vmRule={"polarity": "negative"})],
+        [
+            group(
+                "g",
+                vmSelector={
+                    "matchExpressions": [
+                        {"key": "tier", "operator": "In", "values": ["front", "edge"]}
+                    ]
+                },
+                vmRule={"polarity": "negative"},
+            )
+        ],
         {"x-1": "a"},
         {"x-1": {"tier": "edge"}, "x-2": {"tier": "front"}},
         "b",
@@ -175,8 +196,10 @@ ROWS = [
         "two-groups-both-apply",
         THREE,
         vm("v"),
-        [anti("g1", ["v", "w"]), group("g2", vms=["v"], hosts=["b"],
-                                       hostRule={"polarity": "negative"})],
+        [
+            anti("g1", ["v", "w"]),
+            group("g2", vms=["v"], hosts=["b"], hostRule={"polarity": "negative"}),
+        ],
         {"w": "a"},
         None,
         "c",
@@ -212,9 +235,7 @@ def test_hard_affinity(hosts, request_, groups, placements, labels, chosen, expe
 
 def test_batch_anti_affinity_spreads_then_stalls():
     members = [f"db-{i}" for i in range(4)]
-    placements = schedule_many(
-        [vm(m) for m in members], THREE, policy(), [anti("db", members)]
-    )
+    placements = schedule_many([vm(m) for m in members], THREE, policy(), [anti("db", members)])
     assert [(p.vm, p.host) for p in placements] == [
         ("db-0", "a"),
         ("db-1", "b"),
@@ -226,7 +247,9 @@ def test_batch_anti_affinity_spreads_then_stalls():
 def test_batch_affinity_lands_together():
     members = ["app-1", "app-2", "app-3"]
     placements = schedule_many(
-        [vm(m) for m in members], [host("a", used_gi=8), host("b")], policy(),
+        [vm(m) for m in members],
+        [host("a", used_gi=8), host("b")],
+        policy(),
         [together("app", members)],
     )
     assert [p.host for p in placements] == ["b", "b", "b"]
@@ -250,6 +273,7 @@ def test_vm_unknown_to_index_is_resolved_by_its_labels():
         [group("web", vmSelector={"matchLabels": {"app": "web"}}, vmRule={"polarity": "negative"})],
         {"web-1": {"app": "web"}},
     )
-    placement = schedule_vm(vm("web-9", labels={"app": "web"}), THREE, policy(), index,
-                            {"web-1": "a"})
+    placement = schedule_vm(
+        vm("web-9", labels={"app": "web"}), THREE, policy(), index, {"web-1": "a"}
+    )
     assert placement.host == "b"

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from controller.scheduler import SchedulingPass, schedule_many
 from test_scheduler_fixtures import GI, host, policy, vm
+
+from controller.scheduler import SchedulingPass, schedule_many
 
 
 def test_priority_then_name_order_wins_scarce_capacity():
     hosts = [host("a", mem_gi=4)]
-    vms = [vm("z-low", mem_gi=2, ha_priority=10), vm("b-mid", mem_gi=2, ha_priority=50),
-           vm("a-mid", mem_gi=2, ha_priority=50), vm("c-high", mem_gi=2, ha_priority=90)]
+    vms = [
+        vm("z-low", mem_gi=2, ha_priority=10),
+        vm("b-mid", mem_gi=2, ha_priority=50),
+        vm("a-mid", mem_gi=2, ha_priority=50),
+        vm("c-high", mem_gi=2, ha_priority=90),
+    ]
     placements = schedule_many(vms, hosts, policy())
     assert [(p.vm, p.host) for p in placements] == [
         ("c-high", "a"),
@@ -49,8 +54,9 @@ def test_input_host_views_are_not_changed():
 
 
 def test_commit_moves_allocation_between_hosts():
-    session = SchedulingPass([host("a", mem_gi=8, used_gi=4), host("b", mem_gi=8)], policy(),
-                             placements={"v": "a"})
+    session = SchedulingPass(
+        [host("a", mem_gi=8, used_gi=4), host("b", mem_gi=8)], policy(), placements={"v": "a"}
+    )
     session.commit(vm("v", mem_gi=4), "b")
     assert session.host_of("v") == "b"
     assert list(session.fleet.mem_alloc) == [0, 4 * GI]

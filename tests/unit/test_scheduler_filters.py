@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import pytest
-
-from controller.scheduler import NO_HOST_FITS, SCHEDULED, schedule_vm
 from test_scheduler_fixtures import host, policy, reasons, vm
 
+from controller.scheduler import NO_HOST_FITS, SCHEDULED, schedule_vm
+
 ALL_BUT = {
-    name: [f for f in ("Maintenance", "HostHealth", "HostSelector", "CPU", "Memory", "Network",
-                       "Storage", "Affinity") if f != name]
+    name: [
+        f
+        for f in (
+            "Maintenance",
+            "HostHealth",
+            "HostSelector",
+            "CPU",
+            "Memory",
+            "Network",
+            "Storage",
+            "Affinity",
+        )
+        if f != name
+    ]
     for name in ("Maintenance", "Memory", "CPU", "HostSelector", "Network", "HostHealth")
 }
 
@@ -59,8 +71,12 @@ ROWS = [
     (
         "selector-in-expression",
         [host("a", labels={"tier": "db"}), host("b", labels={"tier": "web"})],
-        vm("v", selector={"matchExpressions": [
-            {"key": "tier", "operator": "In", "values": ["web", "cache"]}]}),
+        vm(
+            "v",
+            selector={
+                "matchExpressions": [{"key": "tier", "operator": "In", "values": ["web", "cache"]}]
+            },
+        ),
         policy(),
         "b",
         {"a": "label tier=db", "b": "fits"},
@@ -68,8 +84,10 @@ ROWS = [
     (
         "selector-notin-expression",
         [host("a", labels={"tier": "db"}), host("b")],
-        vm("v", selector={"matchExpressions": [
-            {"key": "tier", "operator": "NotIn", "values": ["db"]}]}),
+        vm(
+            "v",
+            selector={"matchExpressions": [{"key": "tier", "operator": "NotIn", "values": ["db"]}]},
+        ),
         policy(),
         "b",
         {"a": "label tier=db", "b": "fits"},

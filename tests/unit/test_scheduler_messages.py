@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from test_scheduler_fixtures import anti, host, policy, vm
 
 from controller.scheduler import schedule_vm
-from test_scheduler_fixtures import anti, host, policy, vm
 
 ROWS = [
     (
@@ -40,8 +40,14 @@ ROWS = [
     (
         "no-fit-pinned-network-pool-affinity",
         [host("host-a"), host("host-b")],
-        vm("db-2", cpus=1, mem_gi=1.5, pinned_host="host-a", networks=frozenset({"lan"}),
-           pools=frozenset({"fast"})),
+        vm(
+            "db-2",
+            cpus=1,
+            mem_gi=1.5,
+            pinned_host="host-a",
+            networks=frozenset({"lan"}),
+            pools=frozenset({"fast"}),
+        ),
         [anti("db", ["db-1", "db-2"])],
         {"db-1": "host-a"},
         "No host has 1 CPU and 1.5Gi memory free on pinned host host-a with network lan with "
@@ -75,5 +81,9 @@ ROWS = [
     [pytest.param(*row[1:], id=row[0]) for row in ROWS],
 )
 def test_messages(hosts, request_, groups, placements, message):
-    assert schedule_vm(request_, hosts, policy(weights=[{"name": "Spread"}]), groups,
-                       placements).message == message
+    assert (
+        schedule_vm(
+            request_, hosts, policy(weights=[{"name": "Spread"}]), groups, placements
+        ).message
+        == message
+    )

@@ -6,9 +6,9 @@ from collections import Counter, defaultdict
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_scheduler_fixtures import group, host, policy, vm
 
 from controller.scheduler import schedule_many
-from test_scheduler_fixtures import group, host, policy, vm
 
 ZONES = ("a", "b")
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from test_scheduler_fixtures import group, host, policy, vm
 
 from controller.scheduler import schedule_vm
-from test_scheduler_fixtures import group, host, policy, vm
 
 SPREAD = [{"name": "Spread"}]
 PACK = [{"name": "Pack"}]
@@ -131,8 +131,13 @@ ROWS = [
         vm("v", cpus=0, mem_gi=0),
         policy(weights=[{"name": "SoftAffinity"}]),
         {"w1": "a", "w2": "b", "w3": "b", "w4": "b"},
-        [group("g", vms=["v", "w1", "w2", "w3", "w4"],
-               vmRule={"polarity": "positive", "enforcement": "soft"})],
+        [
+            group(
+                "g",
+                vms=["v", "w1", "w2", "w3", "w4"],
+                vmRule={"polarity": "positive", "enforcement": "soft"},
+            )
+        ],
         "b",
         {"a": 0.25, "b": 0.75},
     ),
@@ -152,7 +157,14 @@ ROWS = [
         vm("v", cpus=0, mem_gi=0),
         policy(),
         {},
-        [group("g", vms=["v"], hosts=["b"], hostRule={"polarity": "positive", "enforcement": "soft"})],
+        [
+            group(
+                "g",
+                vms=["v"],
+                hosts=["b"],
+                hostRule={"polarity": "positive", "enforcement": "soft"},
+            )
+        ],
         "b",
         {"a": 1 / 6, "b": 5.5 / 6},
     ),
@@ -162,8 +174,15 @@ ROWS = [
         vm("v", cpus=0, mem_gi=0),
         policy(),
         {},
-        [group("g", vms=["v"], hostSelector={"matchLabels": {"x": "y"}}, hosts=["b"],
-               hostRule={"polarity": "negative", "enforcement": "soft"})],
+        [
+            group(
+                "g",
+                vms=["v"],
+                hostSelector={"matchLabels": {"x": "y"}},
+                hosts=["b"],
+                hostRule={"polarity": "negative", "enforcement": "soft"},
+            )
+        ],
         "a",
         {"a": 5.5 / 6, "b": 1 / 6},
     ),
