@@ -226,7 +226,7 @@ def _lost(
             session.commit(dec.requests[decision.vm], decision.target)
             dec.hosts[decision.vm] = decision.target
             dec.targets[decision.vm] = Target(
-                decision.target, None, reasons.HA_RESTARTING, decision.message
+                decision.target, None, reasons.HA_RESTART, decision.message
             )
         elif decision.placement is not None:
             out.verdict(

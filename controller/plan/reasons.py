@@ -71,6 +71,9 @@ WAITING_FOR_FENCE: Final = "WaitingForFence"
 FENCING: Final = "Fencing"
 """The failed host is being switched off through its power fence."""
 
+HA_RESTART: Final = "HARestart"
+"""Action reason: define and start an HA VM on another host because its host failed."""
+
 HA_RESTARTING: Final = "HARestarting"
 """The VM is being restarted on another host after its host failed."""
 

@@ -170,8 +170,9 @@ def plan_vm_on_host(world: World, out: PlanBuilder, vm: DesiredVM, target: Targe
         out.verdict(
             key,
             False,
-            start_reason,
-            f"Starting VirtualMachine {vm.name} on {host}",
+            reasons.HA_RESTARTING if start_reason == reasons.HA_RESTART else start_reason,
+            f"Starting VirtualMachine {vm.name} on {host}"
+            + (f" ({target.message})" if target.message else ""),
             phase=VMPhase.STARTING.value,
             host=host,
         )

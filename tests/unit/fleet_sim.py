@@ -79,6 +79,8 @@ class SimHost:
 
     state: HostState
     reachable: bool = True
+    last_known: HostState | None = None
+    """What the controller last read, kept while the host does not answer."""
     last_seen: datetime | None = None
     lease_sent_at: datetime | None = None
     power_fenced_at: datetime | None = None
@@ -111,10 +113,11 @@ class FleetSim:
         out = {}
         for name, host in self.hosts.items():
             self._sync_shared(host.state)
+            seen = host.state if host.reachable else host.last_known or host.state
             out[name] = HostObservation(
                 name=name,
                 reachable=host.reachable,
-                state=host.state.model_copy(deep=True),
+                state=seen.model_copy(deep=True),
                 last_seen=host.last_seen,
                 lease_sent_at=host.lease_sent_at,
                 lease_acked_at=host.lease_sent_at,
@@ -131,7 +134,10 @@ class FleetSim:
 
     def kill(self, name: str) -> None:
         """Make a host stop answering (its guests keep running until it self-fences)."""
-        self.hosts[name].reachable = False
+        host = self.hosts[name]
+        if host.reachable:
+            host.last_known = host.state.model_copy(deep=True)
+        host.reachable = False
 
     def revive(self, name: str) -> None:
         """Bring a host back; its HA guests were self-fenced while its lease was expired."""
@@ -383,6 +389,8 @@ class FleetSim:
 
     def _fence(self, name: str) -> None:
         host = self.hosts[name]
+        if host.reachable:
+            host.last_known = host.state.model_copy(deep=True)
         host.power_fenced_at = self.now
         host.reachable = False
         for i, dom in enumerate(host.state.domains):

@@ -37,7 +37,9 @@ def volume(name: str, pool_name: str = "local", size: str = "1Gi", **spec: Any) 
     return manifest("Volume", name, {"pool": pool_name, "size": size, **spec})
 
 
-def vm(name: str, disk_pool: str | None = "local", **spec: Any) -> list[AnyResource]:
+def vm(
+    name: str, disk_pool: str | None = "local", labels: dict[str, str] | None = None, **spec: Any
+) -> list[AnyResource]:
     """Return a VM (1 CPU, 256Mi, NIC on lan, a root volume in `disk_pool`) and its volume."""
     body: dict[str, Any] = {
         "cpus": 1,
@@ -49,7 +51,7 @@ def vm(name: str, disk_pool: str | None = "local", **spec: Any) -> list[AnyResou
     if disk_pool is not None:
         body.setdefault("disks", [{"name": "root", "volume": f"{name}-root"}])
         objects.append(volume(f"{name}-root", disk_pool))
-    objects.insert(0, manifest("VirtualMachine", name, body))
+    objects.insert(0, manifest("VirtualMachine", name, body, labels))
     return objects
 
 
