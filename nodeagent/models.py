@@ -145,6 +145,11 @@ class DomainSpec(WireModel):
             raise ValueError(f"must be an absolute path, got {value!r}")
         return value
 
+    @field_validator("description", "cmdline")
+    @classmethod
+    def _empty_is_none(cls, value: str | None) -> str | None:
+        return value or None
+
     @field_validator("hooks")
     @classmethod
     def _hook_names(cls, value: list[str]) -> list[str]:
