@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, is_dataclass
+from dataclasses import asdict, is_dataclass
+from functools import cached_property
 from typing import Any
 
 from pydantic import BaseModel
@@ -50,48 +51,57 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
 
 
-@dataclass(frozen=True)
 class PreparedObject:
-    """An object ready to store: its manifest and the hashes that decide what changed.
+    """An object ready to store, with the hashes that decide what changed.
 
-    `manifest_hash` covers the stored manifest (any change rewrites the row);
-    `spec_hash` covers spec, labels and annotations with defaults filled in, so only a
-    change of meaning bumps the generation.
+    `manifest_hash` covers the stored form (any change rewrites the row) and is the
+    only thing a no-op apply computes; `manifest` and `spec_hash` are worked out on
+    first use. `spec_hash` covers spec, labels and annotations as canonical JSON with
+    defaults filled in, so only a change of meaning bumps the generation.
     """
 
-    kind: str
-    name: str
-    manifest: dict[str, Any]
-    manifest_hash: str
-    spec_hash: str
-    protected: bool
+    def __init__(self, obj: AnyResource) -> None:
+        if not isinstance(obj, BaseModel) or getattr(obj, "kind", None) not in KINDS:
+            raise InvalidInput("kind", f"expected a Corral object of a known kind, got {obj!r:.80}")
+        self.obj = obj
+        self.kind: str = obj.kind
+        self.name: str = obj.metadata.name
+        self.protected = (obj.metadata.annotations or {}).get(PROTECT_ANNOTATION) == "true"
+        stored_form = obj.model_dump_json(
+            by_alias=True, exclude_none=True, exclude_unset=True, exclude=_NOT_STORED
+        )
+        self.manifest_hash = hashlib.sha256(stored_form.encode()).hexdigest()
+
+    @cached_property
+    def manifest(self) -> dict[str, Any]:
+        """Return the manifest to store: `to_manifest()` without status and store-owned metadata."""
+        manifest = self.obj.to_manifest()
+        manifest.pop("status", None)
+        meta = manifest.setdefault("metadata", {})
+        for key in STORE_OWNED_META:
+            meta.pop(key, None)
+        return manifest
+
+    @cached_property
+    def spec_hash(self) -> str:
+        """Return the canonical hash of spec, labels and annotations (defaults included)."""
+        full = self.obj.model_dump(mode="json", by_alias=True, exclude_none=True)
+        meta = full.get("metadata", {})
+        return content_hash(
+            {
+                "spec": full.get("spec"),
+                "labels": meta.get("labels") or {},
+                "annotations": meta.get("annotations") or {},
+            }
+        )
+
+
+_NOT_STORED: Any = {"status": True, "metadata": {"generation", "resource_version"}}
 
 
 def prepare_object(obj: AnyResource) -> PreparedObject:
-    """Return the stored form of a validated object (status and store-owned metadata dropped)."""
-    if not isinstance(obj, BaseModel) or getattr(obj, "kind", None) not in KINDS:
-        raise InvalidInput("kind", f"expected a Corral object of a known kind, got {obj!r:.80}")
-    manifest = obj.to_manifest()
-    manifest.pop("status", None)
-    meta = manifest.setdefault("metadata", {})
-    for key in STORE_OWNED_META:
-        meta.pop(key, None)
-    full = obj.model_dump(mode="json", by_alias=True, exclude_none=True)
-    full_meta = full.get("metadata", {})
-    meaning = {
-        "spec": full.get("spec"),
-        "labels": full_meta.get("labels") or {},
-        "annotations": full_meta.get("annotations") or {},
-    }
-    annotations = obj.metadata.annotations or {}
-    return PreparedObject(
-        kind=obj.kind,
-        name=obj.metadata.name,
-        manifest=manifest,
-        manifest_hash=content_hash(manifest),
-        spec_hash=content_hash(meaning),
-        protected=annotations.get(PROTECT_ANNOTATION) == "true",
-    )
+    """Return the stored form of a validated object; raise InvalidInput for a non-object."""
+    return PreparedObject(obj)
 
 
 def decode_object(

@@ -96,9 +96,9 @@ def list_objects(
 ) -> Page:
     """Return objects ordered by (kind, name), one page of at most `limit` when given.
 
-    `deleted` False lists live objects, True only tombstones, None both. Label
-    selectors are matched on the stored labels; the page is filled across batches so
-    that a selective selector still returns `limit` items when there are that many.
+    `deleted` False lists live objects, True only tombstones, None both. A selector's
+    matchLabels are filtered in SQL, its expressions on the fetched rows; the page is
+    filled across batches so a selective selector still returns `limit` items.
     """
     if limit is not None and limit < 1:
         raise InvalidInput("limit", f"expected a positive number, got {limit}")
@@ -112,6 +112,10 @@ def list_objects(
         query = query.where(
             objects.c.deleted_at.is_not(None) if deleted else objects.c.deleted_at.is_(None)
         )
+    if selector is not None:
+        for key, value in selector.match_labels.items():
+            label = objects.c.manifest[("metadata", "labels", key)].as_string()
+            query = query.where(label == value)
     after = decode_token(continue_token) if continue_token else None
     if limit is None and selector is None and after is None:
         return Page([decode_row(r) for r in conn.execute(query)])
