@@ -10,7 +10,7 @@
 set -eu
 
 PACKAGES="libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libvirt-dev qemu-system-x86
-qemu-utils dnsmasq-base busybox-static cpio"
+qemu-utils dnsmasq-base busybox-static cpio iptables"
 QEMU_CONF=/etc/libvirt/qemu.conf
 
 say() { echo "setup-host: $*" >&2; }

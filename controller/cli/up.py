@@ -1,0 +1,265 @@
+"""`corral up`, `corral apply`, `corral plan`: run the controller on manifests."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.live import Live
+from rich.table import Table
+
+from controller.agentpool import AgentPool
+from controller.cli.common import (
+    DbOption,
+    StateDirOption,
+    console,
+    err_console,
+    make_source,
+    open_store_or_exit,
+)
+from controller.cli.render import render_plan, status_table
+from controller.localagent import LocalAgents
+from controller.loop import Controller, PassResult, SourceSetting, policy_context
+from controller.observe import poll_hosts, read_observed
+from controller.plan import Desired, plan
+from controller.store import default_state_dir
+from schemas.host import Host
+
+PathArg = Annotated[Path | None, typer.Argument(help="Directory of manifests (watched)")]
+GitOpt = Annotated[str | None, typer.Option("--git", help="Git repository URL or path")]
+BranchOpt = Annotated[str, typer.Option("--branch", help="Git branch")]
+SubpathOpt = Annotated[str, typer.Option("--path", help="Sub-directory of the repository")]
+PruneOpt = Annotated[
+    bool, typer.Option("--prune/--no-prune", help="Delete objects removed from the source")
+]
+CertsOpt = Annotated[
+    Path | None, typer.Option("--certs", help="Controller client certs (corral certs controller)")
+]
+
+
+def _controller(
+    setting: SourceSetting,
+    db: str | None,
+    state_dir: Path | None,
+    certs: Path | None,
+    resync_s: float = 30.0,
+) -> Controller:
+    store = open_store_or_exit(db, state_dir)
+    pool = AgentPool(cert_dir=certs)
+    return Controller(store, [setting], pool, resync_s=resync_s)
+
+
+def _start_local_agents(controller: Controller, agents: LocalAgents) -> None:
+    """Start agents for loopback hosts of the source (the embedded default)."""
+    snapshot = controller.sources[0].source.snapshot()
+    for loaded in snapshot.result.objects:
+        if isinstance(loaded.resource, Host):
+            note = agents.ensure(loaded.resource)
+            if note:
+                console.print(f"[dim]{note}[/]")
+
+
+def up(
+    path: PathArg = None,
+    git: GitOpt = None,
+    branch: BranchOpt = "main",
+    subpath: SubpathOpt = ".",
+    prune: PruneOpt = False,
+    db: DbOption = None,
+    state_dir: StateDirOption = None,
+    certs: CertsOpt = None,
+    libvirt_uri: Annotated[
+        str, typer.Option(help="libvirt URI for agents started on loopback hosts")
+    ] = "qemu:///system",
+    local_agents: Annotated[
+        bool,
+        typer.Option(
+            "--local-agents/--no-local-agents",
+            help="Start agents for hosts at http://127.0.0.1:PORT",
+        ),
+    ] = True,
+    until_ready: Annotated[
+        bool, typer.Option("--until-ready", help="Exit 0 once converged (1 on timeout)")
+    ] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds --until-ready waits")] = 300.0,
+    resync: Annotated[float, typer.Option(help="Seconds between resync passes")] = 30.0,
+) -> None:
+    """Run Corral on this machine: apply the manifests, converge, keep them converged."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    setting = make_source(path, git, branch, subpath, prune, state_dir)
+    controller = _controller(setting, db, state_dir, certs, resync)
+    agents = LocalAgents(libvirt_uri, (state_dir or default_state_dir()) / "logs")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    start = time.monotonic()
+    outcome = {"converged_at": None, "code": 0}
+    watcher = None
+    try:
+        if local_agents:
+            _start_local_agents(controller, agents)
+        if path is not None:
+            watcher = threading.Thread(target=_watch, args=(setting, controller, stop), daemon=True)
+            watcher.start()
+        console.print(f"[bold]corral up[/]: {setting.source.name} -> {controller.store.url}")
+
+        with Live(
+            status_table(controller.store), console=console, refresh_per_second=2, transient=False
+        ) as live:
+
+            def on_pass(result: PassResult) -> None:
+                live.update(_progress(controller, result, start))
+                if result.converged and outcome["converged_at"] is None:
+                    outcome["converged_at"] = time.monotonic() - start
+                    if until_ready:
+                        stop.set()
+                if until_ready and time.monotonic() - start > timeout:
+                    outcome["code"] = 1
+                    stop.set()
+
+            try:
+                controller.run(stop, on_pass)
+            except KeyboardInterrupt:
+                stop.set()
+        if outcome["converged_at"] is not None:
+            console.print(f"[green]Converged[/] in {outcome['converged_at']:.1f}s.")
+        elif until_ready:
+            err_console.print(f"[red]Not converged after {timeout:.0f}s[/]; see `corral status`.")
+    finally:
+        stop.set()
+        agents.close()
+        controller.pool.close()
+        controller.store.close()
+    raise typer.Exit(outcome["code"])
+
+
+def _watch(setting: SourceSetting, controller: Controller, stop: threading.Event) -> None:
+    for _ in setting.source.watch(stop):  # type: ignore[attr-defined]
+        controller.trigger()
+
+
+def _progress(controller: Controller, result: PassResult, start: float) -> Table:
+    table = status_table(controller.store)
+    elapsed = time.monotonic() - start
+    if result.converged:
+        table.caption = f"converged · {elapsed:.0f}s · watching for changes (Ctrl-C to stop)"
+    else:
+        acted = len(result.outcomes)
+        failed = len(result.failed)
+        table.caption = (
+            f"reconciling · {elapsed:.0f}s · last pass {acted} actions"
+            f"{f', {failed} failed' if failed else ''} · "
+            f"{len(result.not_ready)} not ready"
+        )
+    return table
+
+
+def apply(
+    path: PathArg = None,
+    git: GitOpt = None,
+    branch: BranchOpt = "main",
+    subpath: SubpathOpt = ".",
+    prune: PruneOpt = False,
+    db: DbOption = None,
+    state_dir: StateDirOption = None,
+    certs: CertsOpt = None,
+    wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Pass until converged")] = True,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for convergence")] = 300.0,
+) -> None:
+    """Apply the manifests once (agents must be running) and wait until converged."""
+    setting = make_source(path, git, branch, subpath, prune, state_dir)
+    controller = _controller(setting, db, state_dir, certs)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            result = controller.reconcile()
+            for outcome in result.outcomes:
+                mark = "[green]ok[/]" if outcome.ok else "[red]failed[/]"
+                console.print(
+                    f"{mark} {outcome.action.type.value} {outcome.action.ref}"
+                    f" on {outcome.action.host}: {outcome.error or outcome.action.message}"
+                )
+            if not wait or result.converged:
+                break
+            if time.monotonic() > deadline:
+                err_console.print(
+                    f"[red]Not converged after {timeout:.0f}s:[/] " + ", ".join(result.not_ready)
+                )
+                raise typer.Exit(1)
+            time.sleep(min(result.requeue_after_s, 2.0))
+        source = controller.store.get_source(setting.key_name)
+        if source.status and source.status.get("errors"):
+            for line in source.status["errors"]:
+                err_console.print(line)
+            raise typer.Exit(1)
+        console.print(status_table(controller.store))
+    finally:
+        controller.pool.close()
+        controller.store.close()
+
+
+def plan_command(
+    path: PathArg = None,
+    git: GitOpt = None,
+    branch: BranchOpt = "main",
+    subpath: SubpathOpt = ".",
+    db: DbOption = None,
+    state_dir: StateDirOption = None,
+    certs: CertsOpt = None,
+    output: Annotated[str, typer.Option("-o", "--output", help="text or json")] = "text",
+) -> None:
+    """Show what applying the manifests would do, with diffs; change nothing."""
+    setting = make_source(path, git, branch, subpath, False, state_dir)
+    store = open_store_or_exit(db, state_dir)
+    pool = AgentPool(cert_dir=certs)
+    try:
+        snapshot = setting.source.snapshot()
+        if not snapshot.ok:
+            for error in snapshot.result.errors:
+                err_console.print(str(error))
+            raise typer.Exit(1)
+        loaded = [o.resource for o in snapshot.result.objects]
+        objects = {(o.kind, o.metadata.name): o for o in loaded}
+        hosts = [o for o in objects.values() if isinstance(o, Host)]
+        poll_hosts(store, hosts, lambda h: pool.client(h.metadata.name, h.spec.address))
+        stored = store.list().items
+        others = {(s.kind, s.name): s.obj for s in stored if s.source != setting.key}
+        desired = Desired(objects={**others, **objects}, revision=snapshot.revision)
+        from datetime import UTC, datetime
+
+        result = plan(desired, read_observed(store, datetime.now(UTC)), policy_context(stored))
+        render_plan(result, output)
+    finally:
+        pool.close()
+        store.close()
+
+
+def reconcile_now(
+    db: DbOption = None,
+    state_dir: StateDirOption = None,
+) -> None:
+    """Ask a running controller for a pass now (any change to its store wakes it)."""
+    store = open_store_or_exit(db, state_dir)
+    try:
+        store.record_event(
+            "Controller",
+            "controller",
+            "Normal",
+            "ReconcileRequested",
+            "An operator asked for a reconcile pass now",
+            component="cli",
+        )
+        console.print("Requested a reconcile pass.")
+    finally:
+        store.close()
+
+
+def register(app: typer.Typer) -> None:
+    app.command("up")(up)
+    app.command("apply")(apply)
+    app.command("plan")(plan_command)
+    app.command("reconcile")(reconcile_now)

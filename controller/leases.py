@@ -1,0 +1,110 @@
+"""Renews every host's fencing lease on its own thread, so a long pass never lets one lapse.
+
+Before each renewal the send time is written to the store: HA timing counts from
+the newest renewal that may have reached the agent, and that must survive a
+controller restart (a restarted controller must not conclude a lease ran out
+earlier than it did).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+
+import httpx
+
+from controller.agents import AgentClient, AgentClientError
+from controller.ha import lease_renewal_due
+from controller.observe import to_observation
+from controller.store import NotFound, Store, StoreError
+from schemas.host import Host
+
+log = logging.getLogger(__name__)
+
+
+def never_sent(exc: AgentClientError) -> bool:
+    """Return True when the request failed before any byte could reach the agent."""
+    return isinstance(exc.__cause__, httpx.ConnectError | httpx.ConnectTimeout)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class LeaseKeeper:
+    """Renews the lease of every desired host when due (every TTL/3), until stopped."""
+
+    def __init__(
+        self,
+        store: Store,
+        hosts: Callable[[], list[Host]],
+        client_for: Callable[[Host], AgentClient],
+        *,
+        holder: str,
+        epoch: int = 1,
+        tick_s: float = 0.5,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.store = store
+        self.hosts = hosts
+        self.client_for = client_for
+        self.holder = holder
+        self.epoch = epoch
+        self.tick_s = tick_s
+        self.clock = clock
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def renew_due(self) -> list[str]:
+        """Renew each host whose lease is due, concurrently; return the hosts renewed."""
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            done = pool.map(self._renew_if_due, self.hosts())
+            return [name for name in done if name]
+
+    def _renew_if_due(self, host: Host) -> str | None:
+        name, ttl = host.metadata.name, host.spec.fencing.lease_ttl_s
+        try:
+            previous = self.store.get_observed(name).lease_sent_at
+        except NotFound:
+            previous = None
+        now = self.clock()
+        if previous is not None:
+            observation = to_observation(self.store.get_observed(name))
+            if not lease_renewal_due(observation, ttl, now):
+                return None
+        try:
+            self.store.record_lease_sent(name, self.epoch, ttl, now)
+            try:
+                self.client_for(host).renew_lease(self.holder, float(ttl), self.epoch)
+            except AgentClientError as exc:
+                if never_sent(exc) and previous is not None:
+                    # The request never left: the agent's lease still runs from the
+                    # previous renewal, so HA timing must too.
+                    self.store.record_lease_sent(name, self.epoch, ttl, previous)
+                log.debug("lease renewal of %s failed: %s", name, exc)
+                return None
+            self.store.record_lease_acked(name, self.epoch, self.clock())
+            return name
+        except StoreError as exc:
+            log.warning("lease bookkeeping for %s failed: %s", name, exc)
+            return None
+
+    def start(self) -> None:
+        """Start renewing in a daemon thread."""
+        self._thread = threading.Thread(target=self._run, name="lease-keeper", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.tick_s):
+            try:
+                self.renew_due()
+            except Exception:  # the keeper must outlive any single failure
+                log.exception("lease renewal round failed")

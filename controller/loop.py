@@ -1,0 +1,517 @@
+"""The reconcile loop: sources -> store -> plan -> execute -> observe -> status.
+
+Level-triggered: a source change, an agent event, an operator's "reconcile now" or
+the resync timer only wake the loop; every pass re-reads the whole desired and
+observed picture, so a lost trigger or a crash at any point is repaired by the
+next pass. A pass ends in one of three ways: done (requeue after the jittered
+resync interval), work in flight (requeue after `busy_requeue_s`: a migration or
+boot is progressing), or failures (requeue with backoff).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+from controller.agentpool import AgentPool
+from controller.agents import AgentClient
+from controller.conditions import set_condition
+from controller.execute import Executor, Outcome
+from controller.leases import LeaseKeeper
+from controller.observe import poll_hosts, read_observed
+from controller.plan import Desired, Plan, PolicyContext, plan
+from controller.sources.base import Snapshot, SourceError
+from controller.status import build_statuses
+from controller.store import NotFound, Store, StoredObject, StoreError
+from schemas.host import Host
+from schemas.meta import Condition, ConditionStatus, ConditionType
+from schemas.policy import SchedulingPolicy, SchedulingPolicySpec
+
+log = logging.getLogger(__name__)
+
+SOURCE_APPLIED = "ApplySucceeded"
+"""The source's newest revision was validated and stored as the desired state."""
+SOURCE_INVALID = "ValidationFailed"
+"""The source's newest revision has invalid manifests; the last good revision stays applied."""
+SOURCE_UNREACHABLE = "SourceUnreachable"
+"""The source could not be read (repository or directory unavailable)."""
+RECONCILIATION_FAILED = "ReconciliationFailed"
+"""An unexpected error ended the pass; it is logged and the pass is retried."""
+
+
+class Source(Protocol):
+    """What the loop needs of a source (directory, git)."""
+
+    name: str
+
+    def snapshot(self) -> Snapshot: ...
+
+
+@dataclass(frozen=True)
+class SourceSetting:
+    """A source and how it is applied: `prune` deletes objects removed from it."""
+
+    source: Source
+    type: str
+    key_name: str
+    prune: bool = False
+    settings: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        """Return the owner key its objects carry, e.g. "dir:demo"."""
+        return f"{self.type}:{self.key_name}"
+
+
+@dataclass(frozen=True)
+class PassResult:
+    """What one pass did and when the next one should run (seconds)."""
+
+    plan: Plan
+    outcomes: list[Outcome]
+    requeue_after_s: float
+    not_ready: list[str]
+    elapsed_s: float
+
+    @property
+    def converged(self) -> bool:
+        return self.plan.empty and not self.not_ready
+
+    @property
+    def failed(self) -> list[Outcome]:
+        return [o for o in self.outcomes if not o.ok and not o.skipped]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Controller:
+    """One controller: applies its sources and reconciles the fleet through the agents."""
+
+    def __init__(
+        self,
+        store: Store,
+        sources: Sequence[SourceSetting],
+        pool: AgentPool,
+        *,
+        identity: str = "corral-controller",
+        resync_s: float = 30.0,
+        busy_requeue_s: float = 1.0,
+        max_parallel: int = 8,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.store = store
+        self.sources = list(sources)
+        self.pool = pool
+        self.identity = identity
+        self.resync_s = resync_s
+        self.busy_requeue_s = busy_requeue_s
+        self.clock = clock
+        self.executor = Executor(self._client_for_name, max_parallel=max_parallel)
+        self.leases = LeaseKeeper(store, self._hosts, self._client_for, holder=identity)
+        self._wake = threading.Event()
+        self._failures = 0
+        for setting in self.sources:
+            self.store.put_source(
+                setting.key_name, setting.type, {**setting.settings, "prune": setting.prune}
+            )
+
+    # --- sources -----------------------------------------------------------------------
+
+    def sync_sources(self) -> list[Snapshot]:
+        """Apply every source's newest valid revision; return the snapshots read.
+
+        An invalid revision changes nothing: the last good one stays applied and the
+        source reports Stalled with every file:line error.
+        """
+        snapshots = []
+        for setting in self.sources:
+            now = self.clock()
+            try:
+                snapshot = setting.source.snapshot()
+            except SourceError as exc:
+                self._source_status(
+                    setting,
+                    None,
+                    ConditionStatus.FALSE,
+                    SOURCE_UNREACHABLE,
+                    exc.message,
+                    now,
+                    stalled=False,
+                )
+                continue
+            snapshots.append(snapshot)
+            record = self.store.get_source(setting.key_name)
+            if snapshot.ok:
+                objects = [loaded.resource for loaded in snapshot.result.objects]
+                result = self.store.apply_snapshot(
+                    setting.key, snapshot.revision, objects, prune=setting.prune
+                )
+                if result.changed or record.last_applied_revision != snapshot.revision:
+                    self.store.record_event(
+                        "Source",
+                        setting.key_name,
+                        "Normal",
+                        SOURCE_APPLIED,
+                        f"Applied revision {short(snapshot.revision)}: {result.summary()}",
+                        identity=self.identity,
+                    )
+                message = f"Applied revision {short(snapshot.revision)} ({len(objects)} objects)"
+                if result.conflicts:
+                    message += "; owned by other sources: " + ", ".join(
+                        str(c) for c in result.conflicts
+                    )
+                self._source_status(
+                    setting,
+                    snapshot,
+                    ConditionStatus.TRUE,
+                    SOURCE_APPLIED,
+                    message,
+                    now,
+                    applied=True,
+                )
+            else:
+                errors = [str(e) for e in snapshot.result.errors]
+                if record.last_attempted_revision != snapshot.revision:
+                    self.store.record_event(
+                        "Source",
+                        setting.key_name,
+                        "Warning",
+                        SOURCE_INVALID,
+                        f"Revision {short(snapshot.revision)} is invalid ({len(errors)} errors);"
+                        f" keeping {short(record.last_applied_revision)}: {errors[0]}",
+                        identity=self.identity,
+                    )
+                kept = (
+                    short(record.last_applied_revision)
+                    if record.last_applied_revision
+                    else "nothing"
+                )
+                self._source_status(
+                    setting,
+                    snapshot,
+                    ConditionStatus.FALSE,
+                    SOURCE_INVALID,
+                    f"Revision {short(snapshot.revision)} has {len(errors)} invalid manifest "
+                    f"errors; {kept} stays applied. First: {errors[0]}",
+                    now,
+                    stalled=True,
+                    errors=errors,
+                )
+        return snapshots
+
+    def _source_status(
+        self,
+        setting: SourceSetting,
+        snapshot: Snapshot | None,
+        ready: ConditionStatus,
+        reason: str,
+        message: str,
+        now: datetime,
+        *,
+        stalled: bool = False,
+        applied: bool = False,
+        errors: list[str] | None = None,
+    ) -> None:
+        record = self.store.get_source(setting.key_name)
+        previous = record.status or {}
+        conditions = [Condition.model_validate(c) for c in previous.get("conditions", [])]
+        if stalled:
+            conditions = set_condition(
+                conditions,
+                ConditionType.STALLED.value,
+                ConditionStatus.TRUE,
+                reason,
+                message,
+                generation=None,
+                now=now,
+            )
+        else:
+            conditions = [c for c in conditions if c.type != ConditionType.STALLED.value]
+        conditions = set_condition(
+            conditions, ConditionType.READY.value, ready, reason, message, generation=None, now=now
+        )
+        status = {
+            "conditions": [c.model_dump(mode="json", by_alias=True) for c in conditions],
+            "errors": errors or [],
+            "detail": snapshot.detail if snapshot else previous.get("detail", {}),
+        }
+        if applied and snapshot is not None:
+            status["appliedRevision"] = snapshot.revision
+        elif "appliedRevision" in previous:
+            status["appliedRevision"] = previous["appliedRevision"]
+        revision = snapshot.revision if snapshot else record.last_attempted_revision
+        self.store.record_source_attempt(setting.key_name, revision, status)
+
+    # --- one pass ----------------------------------------------------------------------
+
+    def reconcile(self) -> PassResult:
+        """Run one pass over the whole fleet and return what it did."""
+        start = time.monotonic()
+        self.sync_sources()
+        stored = self.store.list().items
+        deleted = self.store.list_deleted()
+        hosts = [s.obj for s in stored if isinstance(s.obj, Host)]
+        poll_hosts(self.store, hosts, self._client_for)
+        desired = self._desired(stored, deleted)
+        policy = policy_context(stored)
+        first = plan(desired, read_observed(self.store, self.clock()), policy)
+        outcomes: list[Outcome] = []
+        if first.actions:
+            plan_id = self.store.record_plan(
+                [plan_action_record(a) for a in first.actions],
+                source=self.sources[0].key if self.sources else None,
+                revision=desired.revision,
+                summary=summarize_plan(first),
+            )
+            outcomes = self.executor.run(first, lambda o: self._record(plan_id, o))
+            failed = sum(1 for o in outcomes if not o.ok)
+            self.store.finish_plan(plan_id, f"{len(outcomes) - failed} ok, {failed} failed")
+            # Status is written from what the agents report after acting, never from
+            # what the plan hoped: re-read the hosts, then plan again (pure) for verdicts.
+            touched = {a.host for a in first.actions if a.host}
+            poll_hosts(
+                self.store, [h for h in hosts if h.metadata.name in touched], self._client_for
+            )
+            verdict_plan = plan(desired, read_observed(self.store, self.clock()), policy)
+        else:
+            verdict_plan = first
+        failures = {o.action.target: o.error or "failed" for o in outcomes if not o.ok}
+        not_ready = self._write_status(stored, deleted, verdict_plan, failures, desired)
+        return PassResult(
+            plan=first,
+            outcomes=outcomes,
+            requeue_after_s=self._requeue_after(first, outcomes, verdict_plan),
+            not_ready=not_ready,
+            elapsed_s=time.monotonic() - start,
+        )
+
+    def _desired(self, stored: list[StoredObject], deleted: list[StoredObject]) -> Desired:
+        revisions = sorted({s.revision for s in stored if s.revision})
+        applied = [self.store.get_source(s.key_name).last_applied_revision for s in self.sources]
+        revision = next((r for r in applied if r), revisions[-1] if revisions else None)
+        return Desired(
+            objects={(s.kind, s.name): s.obj for s in stored},
+            revision=revision,
+            deleted=frozenset((s.kind, s.name) for s in deleted),
+        )
+
+    def _write_status(
+        self,
+        stored: list[StoredObject],
+        deleted: list[StoredObject],
+        verdicts: Plan,
+        failures: dict[tuple[str, str], str],
+        desired: Desired,
+    ) -> list[str]:
+        by_key = {(s.kind, s.name): s for s in stored}
+        now = self.clock()
+        live = {k: v for k, v in verdicts.verdicts.items() if k in by_key}
+        statuses = build_statuses(
+            live,
+            previous={k: by_key[k].obj.status for k in live},
+            generations={k: by_key[k].generation for k in live},
+            revisions={k: by_key[k].revision for k in live},
+            failures=failures,
+            now=now,
+        )
+        not_ready = []
+        for key, status in statuses.items():
+            previous = by_key[key].obj.status
+            self.store.put_status(key[0], key[1], status.model_dump(mode="json", by_alias=True))
+            ready = status.condition(ConditionType.READY.value)
+            if ready is None or ready.status is not ConditionStatus.TRUE:
+                not_ready.append(f"{key[0]}/{key[1]}")
+            self._condition_event(key, previous, status)
+        # A deleted object whose traces are all gone from the hosts is purged for good.
+        pending = {a.target for a in verdicts.actions}
+        for tomb in deleted:
+            key = (tomb.kind, tomb.name)
+            verdict = verdicts.verdicts.get(key)
+            if key not in pending and (verdict is None or verdict.ready):
+                self.store.purge(*key)
+                self.store.record_event(
+                    key[0],
+                    key[1],
+                    "Normal",
+                    "Deleted",
+                    f"{key[0]}/{key[1]} is gone from every host",
+                    identity=self.identity,
+                )
+        return sorted(not_ready)
+
+    def _condition_event(self, key, previous, status) -> None:
+        """Record an event when the Ready or Stalled condition changes reason or status."""
+        for type_ in (ConditionType.STALLED.value, ConditionType.READY.value):
+            new = status.condition(type_)
+            old = previous.condition(type_) if previous is not None else None
+            if new is None or (
+                old is not None and (old.status, old.reason) == (new.status, new.reason)
+            ):
+                continue
+            if type_ == ConditionType.STALLED.value and new.status is not ConditionStatus.TRUE:
+                continue
+            warning = type_ == ConditionType.STALLED.value or (
+                new.status is ConditionStatus.FALSE
+                and old is not None
+                and old.status is ConditionStatus.TRUE
+            )
+            self.store.record_event(
+                key[0],
+                key[1],
+                "Warning" if warning else "Normal",
+                new.reason,
+                new.message,
+                identity=self.identity,
+            )
+            return
+
+    def _record(self, plan_id: int, outcome: Outcome) -> None:
+        action = outcome.action
+        self.store.record_outcome(plan_id, outcome.index, outcome.ok, outcome.error)
+        if outcome.skipped:
+            return
+        kind, name = action.target
+        if outcome.ok:
+            self.store.record_event(
+                kind, name, "Normal", action.reason, action.message, identity=self.identity
+            )
+        else:
+            self.store.record_event(
+                kind,
+                name,
+                "Warning",
+                f"{action.type.value}Failed",
+                f"{action.message} — failed: {outcome.error}",
+                identity=self.identity,
+            )
+
+    def _requeue_after(self, first: Plan, outcomes: list[Outcome], after: Plan) -> float:
+        if any(not o.ok and not o.skipped for o in outcomes):
+            self._failures += 1
+            return min(60.0, 2.0**self._failures)
+        self._failures = 0
+        if first.actions or after.actions:
+            return self.busy_requeue_s
+        return self.resync_s * random.uniform(0.9, 1.1)
+
+    # --- agents ------------------------------------------------------------------------
+
+    def _hosts(self) -> list[Host]:
+        return [s.obj for s in self.store.list(kind="Host").items]
+
+    def _client_for(self, host: Host) -> AgentClient:
+        return self.pool.client(host.metadata.name, host.spec.address)
+
+    def _client_for_name(self, name: str) -> AgentClient:
+        try:
+            host = self.store.get("Host", name).obj
+        except NotFound:
+            from controller.agents import AgentUnavailable
+
+            raise AgentUnavailable("not a desired host", host=name) from None
+        return self._client_for(host)
+
+    # --- running -----------------------------------------------------------------------
+
+    def trigger(self) -> None:
+        """Wake the loop now (a source changed, an agent event, an operator asked)."""
+        self._wake.set()
+
+    def run(
+        self,
+        stop: threading.Event,
+        on_pass: Callable[[PassResult], None] | None = None,
+    ) -> None:
+        """Reconcile until `stop` is set; renew leases on their own thread meanwhile."""
+        self.leases.start()
+        try:
+            while not stop.is_set():
+                self._wake.clear()
+                try:
+                    result = self.reconcile()
+                    delay = result.requeue_after_s
+                    if on_pass:
+                        on_pass(result)
+                except StoreError as exc:
+                    log.error("pass failed: the store is unavailable: %s", exc)
+                    delay = 5.0
+                except Exception:
+                    log.exception("%s: pass failed", RECONCILIATION_FAILED)
+                    delay = 5.0
+                self._sleep(stop, delay)
+        finally:
+            self.leases.stop()
+
+    def _sleep(self, stop: threading.Event, delay: float) -> None:
+        """Wait `delay` seconds, or less when triggered or when another writer changed the
+        store (the API, `corral reconcile`): any such change is a reason to look again."""
+        seen = self._store_revision()
+        deadline = time.monotonic() + delay
+        next_check = time.monotonic() + 1.0
+        while not stop.is_set() and time.monotonic() < deadline:
+            if self._wake.wait(min(0.2, max(0.0, deadline - time.monotonic()))):
+                return
+            if time.monotonic() >= next_check:
+                next_check = time.monotonic() + 1.0
+                if self._store_revision() > seen:
+                    return
+
+    def _store_revision(self) -> int:
+        try:
+            return self.store.revision()
+        except StoreError:
+            return -1
+
+
+def policy_context(stored: list[StoredObject]) -> PolicyContext:
+    """Return which SchedulingPolicy governs each host (the first whose selector matches)."""
+    policies = sorted(
+        (s.obj for s in stored if isinstance(s.obj, SchedulingPolicy)),
+        key=lambda p: p.metadata.name,
+    )
+    by_host: dict[str, SchedulingPolicySpec] = {}
+    for s in stored:
+        if isinstance(s.obj, Host):
+            for policy in policies:
+                if policy.spec.host_selector.matches(s.obj.metadata.labels):
+                    by_host[s.name] = policy.spec
+                    break
+    return PolicyContext(by_host=by_host)
+
+
+def plan_action_record(action) -> dict:
+    """Return an action as the JSON the plan history keeps."""
+    return {
+        "type": action.type.value,
+        "target": f"{action.target[0]}/{action.target[1]}",
+        "host": action.host,
+        "reason": action.reason,
+        "message": action.message,
+        "wave": action.wave,
+        "disruptive": action.disruptive,
+        "diff": list(action.diff),
+    }
+
+
+def summarize_plan(p: Plan) -> str:
+    """Return "3 actions: 1 DefineVM, 2 StartVM"."""
+    counts: dict[str, int] = {}
+    for action in p.actions:
+        counts[action.type.value] = counts.get(action.type.value, 0) + 1
+    parts = ", ".join(f"{n} {t}" for t, n in sorted(counts.items()))
+    return f"{len(p.actions)} actions: {parts}"
+
+
+def short(revision: str | None) -> str:
+    """Return a revision shortened for messages (12 characters of a SHA)."""
+    if not revision:
+        return "none"
+    return revision[:19] if revision.startswith("sha256:") else revision[:12]

@@ -1,0 +1,72 @@
+"""Reads every host's agent (concurrently) into the store and builds the Observed picture."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+
+from pydantic import ValidationError
+
+from controller.agents import AgentClient, AgentClientError
+from controller.plan.model import HostObservation, Observed
+from controller.store import ObservedHost, Store
+from nodeagent.models import HostState
+from schemas.host import Host
+
+
+def poll_hosts(
+    store: Store,
+    hosts: Iterable[Host],
+    client_for: Callable[[Host], AgentClient],
+    *,
+    max_parallel: int = 16,
+) -> dict[str, str | None]:
+    """Read the full state of each host's agent into the store; return host -> error or None.
+
+    An unreachable agent is recorded as such; its last known state is kept (the store
+    never claims what the host does not have: the planner sees `reachable` False).
+    """
+    hosts = list(hosts)
+
+    def read(host: Host) -> tuple[str, HostState | None, str | None]:
+        try:
+            return host.metadata.name, client_for(host).get_state(), None
+        except AgentClientError as exc:
+            return host.metadata.name, None, str(exc)
+
+    errors: dict[str, str | None] = {}
+    with ThreadPoolExecutor(max_workers=max(1, min(max_parallel, len(hosts)))) as pool:
+        for name, state, error in pool.map(read, hosts):
+            if state is not None:
+                store.put_observed(name, True, state.model_dump(mode="json"))
+            else:
+                store.put_observed(name, False, None, error)
+            errors[name] = error
+    return errors
+
+
+def to_observation(row: ObservedHost) -> HostObservation:
+    """Return the planner's view of a stored host observation."""
+    state = None
+    error = row.last_error
+    if row.state is not None:
+        try:
+            state = HostState.model_validate(row.state)
+        except ValidationError as exc:
+            error = f"stored state does not parse: {exc.error_count()} errors"
+    return HostObservation(
+        name=row.host,
+        reachable=row.reachable and state is not None,
+        state=state,
+        last_seen=row.last_seen,
+        error=error,
+        lease_sent_at=row.lease_sent_at,
+        lease_acked_at=row.lease_acked_at,
+        power_fenced_at=row.power_fenced_at,
+    )
+
+
+def read_observed(store: Store, now: datetime) -> Observed:
+    """Return the Observed picture of every host the store knows, at `now`."""
+    return Observed(hosts={row.host: to_observation(row) for row in store.list_observed()}, now=now)
