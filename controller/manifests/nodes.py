@@ -175,8 +175,29 @@ def _scalar(node: ScalarNode) -> Any:
     return float(typed) if float in expected else typed
 
 
+_PLAIN_STYLES = (None, "")
+_MISSING = object()
+_PLAIN_CACHE: dict[str, Any] = {}
+_PLAIN_CACHE_MAX = 50_000
+
+
+def _plain_cached(value: str) -> Any:
+    """Return `_plain_scalar(value)`, memoised: keys and most values repeat across objects."""
+    typed = _PLAIN_CACHE.get(value, _MISSING)
+    if typed is _MISSING:
+        typed = _plain_scalar(value)
+        if len(_PLAIN_CACHE) >= _PLAIN_CACHE_MAX:
+            _PLAIN_CACHE.clear()
+        _PLAIN_CACHE[value] = typed
+    return typed
+
+
 class DocumentConverter:
-    """Turns one document's node tree into plain data, collecting every node problem."""
+    """Turns one document's node tree into plain data, collecting every node problem.
+
+    This is the hot loop of a load (it visits every node once), so scalars are handled
+    inline and limits are checked once per collection, not once per node.
+    """
 
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
@@ -185,9 +206,20 @@ class DocumentConverter:
         self.problems: list[NodeProblem] = []
 
     def convert(self, node: Node, depth: int = 0) -> Any:
+        """Return the plain data of `node`; raise NodeProblem when a limit is exceeded."""
+        if node.__class__ is ScalarNode:
+            if node.ctag is _IMPLICIT_TAG:
+                if node.style in _PLAIN_STYLES:
+                    return _plain_cached(node.value)
+                return node.value
+            try:
+                return _scalar(node)
+            except NodeProblem as problem:
+                self.problems.append(problem)
+                return None
         if self.root is None:
             self.root = node
-        self.nodes += 1
+        self.nodes += len(node.value) + 1
         if self.nodes > self.limits.max_nodes_per_document:
             raise NodeProblem(
                 self.root,
@@ -195,74 +227,91 @@ class DocumentConverter:
                 f"document expands to more than {self.limits.max_nodes_per_document} "
                 "nodes (aliases?)",
             )
-        if depth > self.limits.max_depth:
+        if depth >= self.limits.max_depth:
             raise NodeProblem(
                 node, "too_deep", f"document nests deeper than {self.limits.max_depth} levels"
             )
-        cls = node.__class__
-        if cls is ScalarNode:
-            try:
-                return _scalar(node)
-            except NodeProblem as problem:
-                self.problems.append(problem)
-                return None
-        if cls is MappingNode:
-            return self._mapping(node, depth)
-        if cls is SequenceNode:
+        if node.__class__ is MappingNode:
+            return self._mapping(node, depth + 1)
+        if node.__class__ is SequenceNode:
             self._check_tag(node, _SEQ_TAG)
             return [self.convert(item, depth + 1) for item in node.value]
-        raise NodeProblem(node, "yaml_syntax", f"unexpected YAML node {cls.__name__}")
+        raise NodeProblem(node, "yaml_syntax", f"unexpected YAML node {type(node).__name__}")
 
     def _check_tag(self, node: Node, allowed: str) -> None:
-        tag = _tag(node)
-        if tag not in (_IMPLICIT, allowed):
-            self.problems.append(NodeProblem(node, "yaml_tag", f"unsupported YAML tag {tag}"))
+        if node.ctag is not _IMPLICIT_TAG:
+            tag = _tag(node)
+            if tag not in (_IMPLICIT, allowed):
+                self.problems.append(NodeProblem(node, "yaml_tag", f"unsupported YAML tag {tag}"))
 
     def _mapping(self, node: MappingNode, depth: int) -> dict[str, Any]:
         self._check_tag(node, _MAP_TAG)
         out: dict[str, Any] = {}
-        key_nodes: dict[str, Node] = {}
         merges: list[Node] = []
+        convert = self.convert
+        cache = _PLAIN_CACHE
         for key_node, value_node in node.value:
-            if _is_merge_key(key_node):
-                merges.append(value_node)
-                continue
-            key = self.convert(key_node, depth + 1) if key_node.__class__ is ScalarNode else None
-            if not isinstance(key, str):
+            # Inline fast path for the common plain-scalar key and value.
+            if key_node.ctag is _IMPLICIT_TAG and key_node.__class__ is ScalarNode:
+                key = key_node.value
+                if key_node.style in _PLAIN_STYLES:
+                    key = cache.get(key, _MISSING)
+                    if key is _MISSING:
+                        key = _plain_cached(key_node.value)
+            else:
+                key = convert(key_node, depth)
+            if key.__class__ is not str:
+                if key is None and key_node.__class__ is not ScalarNode:
+                    continue  # a problem deeper inside the key is already recorded
                 shown = key_node.value if key_node.__class__ is ScalarNode else "a collection"
                 self.problems.append(
                     NodeProblem(
-                        key_node,
-                        "key_type",
-                        f"a key must be a string, got {shown!s}; quote it",
+                        key_node, "key_type", f"a key must be a string, got {shown}; quote it"
                     )
                 )
                 continue
-            if key in key_nodes:
-                first = key_nodes[key].start_mark
-                self.problems.append(
-                    NodeProblem(
-                        key_node,
-                        "duplicate_key",
-                        f'key "{key}" is already set at line {first.line + 1}, '
-                        f"column {first.column + 1}",
-                    )
-                )
-                continue
-            key_nodes[key] = key_node
-            out[key] = self.convert(value_node, depth + 1)
-        for merge in merges:
-            sources = merge.value if merge.__class__ is SequenceNode else [merge]
-            for source in sources:
-                data = self.convert(source, depth + 1)
-                if not isinstance(data, dict):
-                    self.problems.append(
-                        NodeProblem(source, "yaml_syntax", "a merge key (<<) needs a mapping")
-                    )
+            if key in out or (key == "<<" and _is_merge_key(key_node)):
+                if key == "<<" and _is_merge_key(key_node):
+                    merges.append(value_node)
                     continue
-                for key, value in data.items():
-                    out.setdefault(key, value)
+                self._duplicate(node, key_node, key)
+                continue
+            if (
+                value_node.ctag is _IMPLICIT_TAG
+                and value_node.__class__ is ScalarNode
+                and value_node.style in _PLAIN_STYLES
+            ):
+                value = cache.get(value_node.value, _MISSING)
+                out[key] = _plain_cached(value_node.value) if value is _MISSING else value
+            else:
+                out[key] = convert(value_node, depth)
+        for merge in merges:
+            self._merge(out, merge, depth)
         return out
+
+    def _duplicate(self, mapping: MappingNode, key_node: Node, key: str) -> None:
+        first = next(k for k, _ in mapping.value if k.__class__ is ScalarNode and k.value == key)
+        line, column = position(first)
+        self.problems.append(
+            NodeProblem(
+                key_node,
+                "duplicate_key",
+                f'key "{key}" is already set at line {line}, column {column}',
+            )
+        )
+
+    def _merge(self, out: dict[str, Any], merge: Node, depth: int) -> None:
+        """Fill `out` with the keys of a `<<` merge it does not set itself."""
+        sources = merge.value if merge.__class__ is SequenceNode else [merge]
+        for source in sources:
+            data = self.convert(source, depth)
+            if not isinstance(data, dict):
+                self.problems.append(
+                    NodeProblem(source, "yaml_syntax", "a merge key (<<) needs a mapping")
+                )
+                continue
+            for key, value in data.items():
+                out.setdefault(key, value)
 
 
 def _is_merge_key(node: Node) -> bool:

@@ -243,7 +243,7 @@ INLINE: list[tuple[str, str, list[tuple[int, int, str, str]]]] = [
     (
         "nested-too-deep",
         VM_HEAD + "spec: " + "[" * 80 + "]" * 80 + "\n",
-        [(5, 71, "", "too_deep")],
+        [(5, 70, "", "too_deep")],
     ),
     (
         "alias-bomb",
