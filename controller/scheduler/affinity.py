@@ -123,8 +123,11 @@ class AffinityIndex:
 
     def group_ids_of(self, vm: str, labels: Mapping[str, str]) -> tuple[int, ...]:
         """Return the indices (into `groups`) of the VM's groups."""
-        self.groups_of(vm, labels)
-        return self._by_vm[vm]
+        found = self._by_vm.get(vm)
+        if found is None:
+            self.groups_of(vm, labels)
+            found = self._by_vm[vm]
+        return found
 
     def members(self, group_id: int) -> frozenset[str]:
         """Return the member VM names of one group."""

@@ -66,6 +66,8 @@ class Fleet:
             ],
             dtype=np.float64,
         )
+        self.cpu_scale = _inverse(self.cpu_allocatable)
+        self.mem_scale = _inverse(self.mem_allocatable)
         self.maintenance = np.array([h.maintenance for h in ordered], dtype=bool)
         self.healthy = np.array([h.healthy for h in ordered], dtype=bool)
         self.in_flight = np.array([h.migrations_in_flight for h in ordered], dtype=np.int64)
@@ -80,6 +82,9 @@ class Fleet:
             )
             for w in WeightName
         }
+        self.uniform_weight: dict[WeightName, float] | None = None
+        if len({id(p) for p in self.policies}) == 1:
+            self.uniform_weight = {w: float(f[0]) for w, f in self.weight.items()}
         self.all_true = np.ones(self.size, dtype=bool)
         self._selector_masks: dict[SelectorKey, np.ndarray] = {}
         self._network_masks: dict[frozenset[str], np.ndarray] = {}
@@ -122,20 +127,19 @@ class Fleet:
 
     def utilisation(self) -> np.ndarray:
         """Return each host's dominant-resource utilisation (max of CPU and memory, 0..)."""
-        return np.maximum(
-            fraction(self.cpu_alloc, self.cpu_allocatable),
-            fraction(self.mem_alloc, self.mem_allocatable),
-        )
+        return np.maximum(self.cpu_alloc * self.cpu_scale, self.mem_alloc * self.mem_scale)
 
     def host_utilisation(self, host: int, cpu_used: np.ndarray, mem_used: np.ndarray) -> float:
         """Return one host's dominant-resource utilisation given allocation columns."""
-        cpu = fraction(cpu_used[host : host + 1], self.cpu_allocatable[host : host + 1])[0]
-        mem = fraction(mem_used[host : host + 1], self.mem_allocatable[host : host + 1])[0]
-        return float(max(cpu, mem))
+        cpu = float(cpu_used[host] * self.cpu_scale[host])
+        mem = float(mem_used[host] * self.mem_scale[host])
+        return max(cpu, mem)
 
 
-def fraction(used: np.ndarray, total: np.ndarray) -> np.ndarray:
-    """Return used / total per host; zero allocatable with anything used counts as full."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        frac = np.where(total > 0, used / np.where(total > 0, total, 1.0), 0.0)
-    return np.where((total <= 0) & (used > 0), 1.0, frac)
+FULL_SCALE = 1e30
+"""The scale of a host with nothing allocatable: anything placed there reads as far over full."""
+
+
+def _inverse(total: np.ndarray) -> np.ndarray:
+    """Return 1/total per host (FULL_SCALE where total is 0), so used x scale = utilisation."""
+    return np.where(total > 0, 1.0 / np.where(total > 0, total, 1.0), FULL_SCALE)

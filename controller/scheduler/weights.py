@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from controller.scheduler.fleet import Fleet, fraction
+from controller.scheduler.fleet import Fleet
 from controller.scheduler.model import VMRequest
 from schemas.policy import WeightName
 
@@ -36,9 +36,9 @@ def utilisation_after(
     fleet: Fleet, cpu_used: np.ndarray, mem_used: np.ndarray, vm: VMRequest
 ) -> np.ndarray:
     """Return each host's dominant-resource utilisation if the VM were added, clipped 0..1."""
-    cpu = fraction(cpu_used + vm.cpu_milli, fleet.cpu_allocatable)
-    mem = fraction(mem_used + vm.memory, fleet.mem_allocatable)
-    return np.clip(np.maximum(cpu, mem), 0.0, 1.0)
+    cpu = (cpu_used + vm.cpu_milli) * fleet.cpu_scale
+    mem = (mem_used + vm.memory) * fleet.mem_scale
+    return np.clip(np.maximum(cpu, mem, out=cpu), 0.0, 1.0, out=cpu)
 
 
 def score_hosts(
@@ -51,23 +51,47 @@ def score_hosts(
     """Return the normalised score of every host for the VM (filters are not applied here)."""
     util = utilisation_after(fleet, cpu_used, mem_used, vm)
     spread = 1.0 - util
-    f_spread = fleet.weight[WeightName.SPREAD]
-    f_pack = fleet.weight[WeightName.PACK]
-    numerator = f_spread * spread + f_pack * util
-    denominator = f_spread + f_pack
     parts: list[tuple[WeightName, np.ndarray]] = [
         (WeightName.SPREAD, spread),
         (WeightName.PACK, util),
     ]
+    soft = None
     if soft_scores:
         soft = soft_scores[0] if len(soft_scores) == 1 else np.mean(soft_scores, axis=0)
-        f_soft = fleet.weight[WeightName.SOFT_AFFINITY]
-        numerator = numerator + f_soft * soft
-        denominator = denominator + f_soft
         parts.append((WeightName.SOFT_AFFINITY, soft))
-    safe = np.where(denominator > 0, denominator, 1.0)
-    total = np.where(denominator > 0, numerator / safe, 0.0)
+    uniform = fleet.uniform_weight
+    if uniform is not None:
+        total = _uniform_total(uniform, spread, util, soft, fleet.size)
+    else:
+        numerator = fleet.weight[WeightName.SPREAD] * spread + fleet.weight[WeightName.PACK] * util
+        denominator = fleet.weight[WeightName.SPREAD] + fleet.weight[WeightName.PACK]
+        if soft is not None:
+            numerator = numerator + fleet.weight[WeightName.SOFT_AFFINITY] * soft
+            denominator = denominator + fleet.weight[WeightName.SOFT_AFFINITY]
+        safe = np.where(denominator > 0, denominator, 1.0)
+        total = np.where(denominator > 0, numerator / safe, 0.0)
     return Scores(total=total, parts=tuple(parts))
+
+
+def _uniform_total(
+    factor: dict[WeightName, float],
+    spread: np.ndarray,
+    util: np.ndarray,
+    soft: np.ndarray | None,
+    size: int,
+) -> np.ndarray:
+    """The same sum as in score_hosts when every host has the same factors (scalars)."""
+    terms = [(factor[WeightName.SPREAD], spread), (factor[WeightName.PACK], util)]
+    if soft is not None:
+        terms.append((factor[WeightName.SOFT_AFFINITY], soft))
+    terms = [(f, values) for f, values in terms if f > 0]
+    denominator = sum(f for f, _ in terms)
+    if not terms:
+        return np.zeros(size)
+    total = terms[0][1] * (terms[0][0] / denominator)
+    for f, values in terms[1:]:
+        total += values * (f / denominator)
+    return total
 
 
 def describe_score(fleet: Fleet, scores: Scores, i: int) -> str:
