@@ -204,7 +204,12 @@ def source_key(type_: str, name: str) -> str:
 
 @dataclass(frozen=True)
 class Change:
-    """One entry of the change log; `op` is created, updated, deleted or purged."""
+    """One entry of the change log.
+
+    `topic` is object, status, event, observed or source; `op` is created, updated,
+    deleted or purged. `resource_version` is the new version of the object or status,
+    the event's id for events, None for observed hosts and sources.
+    """
 
     seq: int
     topic: str

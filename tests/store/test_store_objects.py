@@ -36,6 +36,14 @@ def test_list_filters_by_kind_labels_and_source(store: Store) -> None:
     assert [o.name for o in store.list(source="git:a").items] == ["h1", "db-1", "web-1"]
 
 
+def test_label_keys_with_prefixes_and_dots_select(store: Store) -> None:
+    key = "app.kubernetes.io/part-of"
+    store.put(vm("web-1", labels={key: "shop", "tier": "web"}), API)
+    store.put(vm("web-2", labels={key: "blog"}), API)
+    assert [o.name for o in store.list(label_selector={key: "shop"}).items] == ["web-1"]
+    assert [o.name for o in store.list(label_selector=f"{key}=blog").items] == ["web-2"]
+
+
 def test_list_pages_with_continue_tokens(store: Store) -> None:
     names = [f"vm-{i:02d}" for i in range(25)]
     store.apply_snapshot(
