@@ -20,6 +20,7 @@ app = typer.Typer(
 
 COMMAND_MODULES: tuple[str, ...] = (
     "controller.cli.validate",
+    "controller.cli.schema",
     "controller.cli.lab",
     "controller.cli.agent",
     "controller.cli.certs",
