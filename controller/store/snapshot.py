@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, or_, select, update
+from sqlalchemy import bindparam, delete, func, insert, or_, select, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection
 
@@ -33,6 +34,12 @@ _STATE_COLUMNS = (
 )
 
 
+def apply_lock_key(source: str) -> int:
+    """Return the PostgreSQL advisory lock key that serialises applies of one source."""
+    digest = hashlib.sha256(f"corral.store.apply:{source}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
 def prepare_snapshot(objs: Iterable[AnyResource]) -> dict[ObjectRef, PreparedObject]:
     """Return the snapshot keyed by (kind, name); raise InvalidInput on a duplicate."""
     prepared: dict[ObjectRef, PreparedObject] = {}
@@ -48,13 +55,12 @@ def prepare_snapshot(objs: Iterable[AnyResource]) -> dict[ObjectRef, PreparedObj
 def _load_existing(
     conn: Connection, source: str, refs: Iterable[ObjectRef]
 ) -> tuple[dict[ObjectRef, Any], dict[ObjectRef, Any]]:
-    """Return (rows this source owns, locked; rows of other sources named by the snapshot)."""
-    own_query = (
-        select(*_STATE_COLUMNS)
-        .where(objects.c.source == source)
-        .order_by(objects.c.id)
-        .with_for_update()
-    )
+    """Return (rows this source owns, rows of other sources the snapshot names).
+
+    Nothing is locked: a no-op apply stays read-only, and every write that follows is a
+    compare-and-swap on the version read here.
+    """
+    own_query = select(*_STATE_COLUMNS).where(objects.c.source == source)
     own = {ObjectRef(r.kind, r.name): r for r in conn.execute(own_query)}
     names_by_kind: dict[str, list[str]] = {}
     for ref in refs:
@@ -81,6 +87,10 @@ def apply_snapshot(
 ) -> tuple[ApplyResult, list[ChangeDraft]]:
     """Make the stored objects of `source` equal the snapshot; return what was done.
 
+    Applies of one source take turns (an advisory lock on PostgreSQL, the write lock
+    on SQLite); writes racing with other writers fail their compare-and-swap and
+    raise StoreBusy, rolling the whole apply back.
+
     Objects another source owns are left alone and reported as conflicts; tombstones
     of any source are revived by the snapshot. With `prune`, objects of this source
     missing from the snapshot become tombstones, except protected ones. Unchanged
@@ -89,6 +99,8 @@ def apply_snapshot(
     if not source:
         raise InvalidInput("source", "a source key like 'git:origin' is required")
     snapshot = prepare_snapshot(objs)
+    if conn.dialect.name == "postgresql":
+        conn.execute(select(func.pg_advisory_xact_lock(apply_lock_key(source))))
     own, foreign = _load_existing(conn, source, snapshot)
     result = ApplyResult()
     inserts: list[dict[str, Any]] = []

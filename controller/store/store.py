@@ -31,6 +31,7 @@ from controller.store import (
 )
 from controller.store.changes import ChangeDraft
 from controller.store.engine import WRITE_OPTION, make_engine, mapped_errors, redact, resolve_url
+from controller.store.errors import StoreBusy
 from controller.store.migrate import upgrade_to_head
 from controller.store.records import (
     ApplyResult,
@@ -48,6 +49,7 @@ from schemas.meta import LabelSelector
 
 Clock = Callable[[], datetime]
 EVENT_WINDOW = timedelta(minutes=10)
+APPLY_ATTEMPTS = 3
 
 
 def utc_now() -> datetime:
@@ -117,12 +119,23 @@ class Store:
         """Make the stored objects of `source` equal `objects`; return what was done.
 
         See `snapshot.apply_snapshot`; also stamps the revision on the configured
-        source "<type>:<name>" when there is one. StoreBusy means retry.
+        source "<type>:<name>" when there is one. A transaction that lost a race with
+        another writer is retried whole; StoreBusy after APPLY_ATTEMPTS means retry later.
         """
-        with self._write() as (conn, now, drafts):
-            result, written = snapshot.apply_snapshot(conn, source, revision, objects, prune, now)
-            drafts.extend(written)
-        return result
+        items = list(objects)
+        attempt = 1
+        while True:
+            try:
+                with self._write() as (conn, now, drafts):
+                    result, written = snapshot.apply_snapshot(
+                        conn, source, revision, items, prune, now
+                    )
+                    drafts.extend(written)
+                return result
+            except StoreBusy:
+                if attempt >= APPLY_ATTEMPTS:
+                    raise
+                attempt += 1
 
     def get(self, kind: str, name: str, include_deleted: bool = False) -> StoredObject:
         """Return the object; raise NotFound (tombstones count as absent unless asked)."""

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+
 import pytest
 from store_objects import host, network, protected_vm, vm
 
@@ -156,3 +159,31 @@ def test_summary_counts_every_outcome(store: Store) -> None:
         "1 created, 1 updated, 0 unchanged, 1 deleted, 1 protected from prune, "
         "1 owned by other sources"
     )
+
+
+def test_concurrent_applies_of_one_source_are_each_all_or_nothing(
+    open_db: Callable[[], Store],
+) -> None:
+    """Two controllers apply different snapshots of one source; every apply lands whole."""
+    stores = [open_db(), open_db()]
+    snapshots = [
+        [vm(f"vm-{i:03d}", memory=memory) for i in range(150)] for memory in ("1Gi", "2Gi")
+    ]
+    errors: list[BaseException] = []
+
+    def apply(index: int) -> None:
+        try:
+            for round_ in range(4):
+                stores[index].apply_snapshot(GIT, f"r{index}-{round_}", snapshots[index])
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=apply, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    memories = {o.obj.spec.memory for o in stores[0].list("VirtualMachine").items}
+    assert len(memories) == 1
+    assert len(stores[0].list("VirtualMachine").items) == 150

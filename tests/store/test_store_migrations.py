@@ -77,7 +77,6 @@ def test_controllers_starting_together_migrate_safely(db_url: str) -> None:
         store.close()
 
 
-@pytest.mark.postgres
 def test_unreachable_postgres_names_the_url_without_the_password() -> None:
     url = "postgresql://corral:s3cret-pw@127.0.0.1:1/corral"
     with pytest.raises(StoreUnavailable) as info:
