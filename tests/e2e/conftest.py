@@ -1,0 +1,76 @@
+"""Fixtures for end-to-end tests on this machine's real libvirtd: stores, agents, cleanup.
+
+Every name a test creates on libvirt (domains, networks, pools) starts with a per-test
+prefix, so parallel or leftover runs never collide, and the `libvirt_objects` finalizer
+removes all of them, also when the test fails.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy.engine import make_url
+
+from tests.e2e.e2ekit import (
+    PG_URL,
+    AgentProcess,
+    LibvirtObjects,
+    libpq,
+    pg_unreachable,
+    start_agent,
+    stop_agent,
+)
+
+
+@pytest.fixture
+def pg_schema_url() -> Iterator[str]:
+    """Yield a PostgreSQL URL whose search_path is a fresh schema; drop it afterwards."""
+    problem = pg_unreachable()
+    if problem:
+        pytest.skip(problem)
+    schema = f"corral_e2e_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(libpq(PG_URL), autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    url = make_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(libpq(PG_URL), autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Return the URL of an empty store: a SQLite file, or a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'state' / 'corral.db'}"
+    return request.getfixturevalue("pg_schema_url")
+
+
+@pytest.fixture
+def libvirt_objects(system_libvirt: str) -> Iterator[LibvirtObjects]:
+    """Yield a recorder of libvirt objects with a unique name prefix; remove them all after."""
+    import libvirt
+
+    libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
+    conn = libvirt.open(system_libvirt)
+    made = LibvirtObjects(conn, f"e2e{uuid.uuid4().hex[:6]}")
+    try:
+        yield made
+    finally:
+        made.cleanup()
+        conn.close()
+
+
+@pytest.fixture
+def real_agent(system_libvirt: str, tmp_path: Path) -> Iterator[AgentProcess]:
+    """Yield a running `corral agent` over qemu:///system; stopped afterwards."""
+    agent = start_agent(system_libvirt, tmp_path / "agent.log")
+    try:
+        yield agent
+    finally:
+        stop_agent(agent.process)
