@@ -26,6 +26,10 @@ class PlanBuilder:
     """(host, pool) active now or once the plan ran."""
     volumes_ready: set[tuple[str, str]] = field(default_factory=set)
     """(host, volume) present now (where the VM on that host can use it) or planned."""
+    shared_volumes_ready: dict[str, str] = field(default_factory=dict)
+    """Volume of a shared pool -> its pool: usable on every host where the pool is ready."""
+    first_pool_host: dict[str, list[str]] = field(default_factory=dict)
+    """Pool -> [first healthy host where it is ready] (a cache of the volume step)."""
     volumes_waiting: dict[str, str] = field(default_factory=dict)
     """Volume -> why it cannot be made yet (a VM using it waits too)."""
 
@@ -72,3 +76,10 @@ class PlanBuilder:
         verdict = ObjectVerdict(key, ready, reason, message, stalled, fields)
         self.verdicts[key] = verdict
         return verdict
+
+    def volume_usable(self, host: str, volume: str) -> bool:
+        """Return True when a VM on `host` can use `volume` (present or planned there)."""
+        if (host, volume) in self.volumes_ready:
+            return True
+        pool = self.shared_volumes_ready.get(volume)
+        return pool is not None and (host, pool) in self.pools_ready

@@ -67,6 +67,7 @@ class Expanded:
 
 _MERGED: IdentityMemo[VirtualMachineSpec | str] = IdentityMemo()
 _CLONE_SPEC: IdentityMemo[VolumeSpec] = IdentityMemo()
+_CLONED: IdentityMemo[VirtualMachineSpec] = IdentityMemo()
 
 
 def expand(desired: Desired) -> Expanded:
@@ -133,7 +134,6 @@ def _expand_vm(out: Expanded, vm: VirtualMachine) -> None:
             out.problems[key] = (reasons.INVALID_SPEC, merged)
             return
         own = {disk.name for disk in vm.spec.disks}
-        disks: list[Disk] = []
         for disk in merged.disks:
             if disk.volume and not disk.readonly and disk.name not in own:
                 problem = _add_clone(out, vm.name, disk)
@@ -141,12 +141,20 @@ def _expand_vm(out: Expanded, vm: VirtualMachine) -> None:
                     out.problems[key] = problem
                     return
                 clones.append(clone_name(vm.name, disk.name))
-                disk = disk.model_copy(update={"volume": clone_name(vm.name, disk.name)})
-            disks.append(disk)
-        if clones:
-            merged = merged.model_copy(update={"disks": disks})
-        spec = merged
+        spec = _CLONED.get((merged,), vm.name, lambda: _with_clones(vm.name, merged, own))
     out.vms[vm.name] = DesiredVM(vm.name, vm, spec, tuple(clones))
+
+
+def _with_clones(vm: str, merged: VirtualMachineSpec, own: set[str]) -> VirtualMachineSpec:
+    """Return the merged spec with each template volume disk pointing at the VM's clone."""
+    disks: list[Disk] = []
+    changed = False
+    for disk in merged.disks:
+        if disk.volume and not disk.readonly and disk.name not in own:
+            disk = disk.model_copy(update={"volume": clone_name(vm, disk.name)})
+            changed = True
+        disks.append(disk)
+    return merged.model_copy(update={"disks": disks}) if changed else merged
 
 
 def _merge(vm: VirtualMachine, template: Template) -> VirtualMachineSpec | str:

@@ -30,7 +30,10 @@ class IdentityMemo(Generic[T]):
         hit = self._table.get(key)
         if hit is not None:
             refs, value = hit
-            if all(ref() is obj for ref, obj in zip(refs, sources, strict=True)):
+            for ref, obj in zip(refs, sources, strict=True):
+                if ref() is not obj:
+                    break
+            else:
                 return value
         value = compute()
         try:

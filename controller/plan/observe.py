@@ -61,9 +61,17 @@ class ObservedIndex:
         return state.migration_uri if state else None
 
 
-def index_observed(observed: Observed, hosts: list[str]) -> ObservedIndex:
-    """Return the index of what `observed` says about the desired `hosts` (sorted)."""
+def index_observed(
+    observed: Observed, hosts: list[str], shared_pools: frozenset[str] = frozenset()
+) -> ObservedIndex:
+    """Return the index of what `observed` says about the desired `hosts` (sorted).
+
+    Every host reports the volumes of a shared pool; they are the same volumes, so they
+    are indexed once, from the first answering host that has the pool (else the first
+    that has it): a fleet of 1,000 hosts does not index each shared volume 1,000 times.
+    """
     index = ObservedIndex(obs={})
+    reader: dict[str, str] = {}
     for host in sorted(hosts):
         obs = observed.hosts.get(host) or HostObservation(name=host, reachable=False)
         index.obs[host] = obs
@@ -77,7 +85,18 @@ def index_observed(observed: Observed, hosts: list[str]) -> ObservedIndex:
             index.networks[(host, net.name)] = net
         for pool in state.pools:
             index.pools[(host, pool.name)] = pool
-            for vol in pool.volumes:
-                index.volumes[(host, pool.name, vol.name)] = vol
-                index.volume_hosts.setdefault((pool.name, vol.name), []).append(host)
+            if pool.name in shared_pools:
+                current = reader.get(pool.name)
+                if current is None or (obs.reachable and not index.obs[current].reachable):
+                    reader[pool.name] = host
+                continue
+            _index_volumes(index, host, pool)
+    for pool_name, host in reader.items():
+        _index_volumes(index, host, index.pools[(host, pool_name)])
     return index
+
+
+def _index_volumes(index: ObservedIndex, host: str, pool: PoolState) -> None:
+    for vol in pool.volumes:
+        index.volumes[(host, pool.name, vol.name)] = vol
+        index.volume_hosts.setdefault((pool.name, vol.name), []).append(host)

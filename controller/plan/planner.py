@@ -37,7 +37,8 @@ def plan(desired: Desired, observed: Observed, policy: PolicyContext) -> Plan:
     Empty actions mean converged (or blocked: the verdicts say which and why).
     """
     expanded = expand(desired)
-    index = index_observed(observed, list(expanded.hosts))
+    shared = frozenset(name for name, p in expanded.pools.items() if p.spec.shared)
+    index = index_observed(observed, list(expanded.hosts), shared)
     health = assess_hosts(expanded.hosts, index.obs, policy, observed.now)
     world = World(expanded, index, health, policy, observed.now, dict(desired.requests))
     out = PlanBuilder()

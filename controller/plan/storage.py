@@ -293,11 +293,9 @@ def _plan_shared(world: World, out: PlanBuilder, name: str, spec: VolumeSpec) ->
     seen = world.observed.volume_hosts.get((spec.pool, name), [])
     if seen:
         _mark_ready(world, out, spec, name, seen)
-        _check_existing(world, out, name, spec, seen, seen)
+        _check_existing(world, out, name, spec, seen[:1], seen)
         return
-    candidates = [
-        h for h in world.host_names if world.actionable(h) and (h, spec.pool) in out.pools_ready
-    ]
+    candidates = _first_pool_host(world, out, spec.pool)
     if not candidates:
         why = f"StoragePool {spec.pool} is active on no healthy host"
         out.verdict(key, False, reasons.DEPENDENCY_NOT_READY, f"Volume {name} waits: {why}")
@@ -326,12 +324,7 @@ def _plan_local(
             _mark_ready(world, out, spec, name, seen)
             _check_existing(world, out, name, spec, seen, seen)
             return
-        pool = world.desired.pools[spec.pool]
-        hosts = [
-            h
-            for h in world.matching_hosts(pool.spec.host_selector)
-            if world.actionable(h) and (h, spec.pool) in out.pools_ready
-        ][:1]
+        hosts = _first_pool_host(world, out, spec.pool)
         if not hosts:
             why = f"StoragePool {spec.pool} is active on no healthy host"
             out.verdict(key, False, reasons.DEPENDENCY_NOT_READY, f"Volume {name} waits: {why}")
@@ -379,15 +372,29 @@ def _plan_local(
         )
 
 
+def _first_pool_host(world: World, out: PlanBuilder, pool: str) -> list[str]:
+    """Return [the first healthy host, by name, where the pool is ready] or []; cached."""
+    cached = out.first_pool_host.get(pool)
+    if cached is None:
+        selector = world.desired.pools[pool].spec.host_selector
+        cached = next(
+            (
+                [h]
+                for h in world.matching_hosts(selector)
+                if world.actionable(h) and (h, pool) in out.pools_ready
+            ),
+            [],
+        )
+        out.first_pool_host[pool] = cached
+    return cached
+
+
 def _mark_ready(
     world: World, out: PlanBuilder, spec: VolumeSpec, name: str, hosts: Iterable[str]
 ) -> None:
-    """Record on which hosts a VM can use the volume (every pool host for a shared pool)."""
-    pool = world.desired.pools[spec.pool]
-    if pool.spec.shared:
-        for host in world.matching_hosts(pool.spec.host_selector):
-            if (host, spec.pool) in out.pools_ready or (host, spec.pool) in world.observed.pools:
-                out.volumes_ready.add((host, name))
+    """Record where a VM can use the volume (every host with the pool, for a shared pool)."""
+    if world.desired.pools[spec.pool].spec.shared:
+        out.shared_volumes_ready[name] = spec.pool
     else:
         out.volumes_ready.update((host, name) for host in hosts)
 
@@ -500,8 +507,6 @@ def _check_existing(
                 params={"pool": spec.pool},
             )
             resizing.append(host)
-            if world.desired.pools[spec.pool].spec.shared:
-                break
     state = world.observed.volumes[(hosts[0], spec.pool, name)]
     if resizing:
         out.verdict(

@@ -98,7 +98,7 @@ def missing_dependencies(world: World, out: PlanBuilder, vm: DesiredVM, host: st
             continue
         if disk.volume in out.volumes_waiting:
             missing.append(f"Volume {disk.volume}: {out.volumes_waiting[disk.volume]}")
-        elif (host, disk.volume) not in out.volumes_ready:
+        elif not out.volume_usable(host, disk.volume):
             missing.append(f"Volume {disk.volume} is not on {host}")
     return missing
 

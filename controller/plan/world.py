@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from controller.plan.expand import Expanded
@@ -22,6 +22,7 @@ class World:
     policy: PolicyContext
     now: datetime
     requests: dict[tuple[str, str], str]
+    _matches: dict[int, tuple[LabelSelector, list[str]]] = field(default_factory=dict)
 
     @property
     def host_names(self) -> list[str]:
@@ -30,12 +31,17 @@ class World:
 
     def actionable(self, host: str) -> bool:
         """Return True when actions can be sent to the host: it answers and is not failed."""
-        return self.observed.reachable(host) and self.health[host].up
+        return self.health[host].up and self.observed.reachable(host)
 
     def matching_hosts(self, selector: LabelSelector) -> list[str]:
-        """Return the desired hosts (sorted) whose labels match `selector`."""
-        return [
+        """Return the desired hosts (sorted) whose labels match `selector` (cached per pass)."""
+        hit = self._matches.get(id(selector))
+        if hit is not None and hit[0] is selector:
+            return hit[1]
+        names = [
             name
             for name, host in self.desired.hosts.items()
             if selector.matches(host.metadata.labels)
         ]
+        self._matches[id(selector)] = (selector, names)
+        return names
