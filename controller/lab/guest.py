@@ -12,7 +12,9 @@ Both files are built once and cached (default /var/cache/corral/guest, or $CORRA
   `apt-get download` (the only step that needs the network);
 - `initrd-<hash>.img`: a deterministic gzip'ed newc cpio of busybox-static, the modules and
   `/init`, named by the hash of its inputs, so changed inputs give a new file.
-Concurrent builders serialise on a file lock in the cache dir; files appear atomically.
+Symlinks `vmlinuz` and `initrd.img` in the cache dir point at the current pair, so manifests
+can name stable paths. Concurrent builders serialise on a file lock in the cache dir; files
+and links appear atomically.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ from controller.lab import cpio
 
 DEFAULT_CACHE_DIR = Path("/var/cache/corral/guest")
 CACHE_DIR_ENV = "CORRAL_GUEST_DIR"
+STABLE_KERNEL = "vmlinuz"
+STABLE_INITRD = "initrd.img"
 BUSYBOX_PATH = Path("/bin/busybox")
 KERNEL_PACKAGE_RE = re.compile(r"^linux-image-(6\.1\.0-(\d+)-cloud-amd64)-unsigned$")
 GUEST_MODULES = ("kernel/drivers/acpi/button.ko", "kernel/drivers/input/evdev.ko")
@@ -271,4 +275,15 @@ def ensure_tiny_guest(cache_dir: Path | None = None, refresh: bool = False) -> G
         if kernel_dir is None:
             kernel_dir = download_kernel(resolve_kernel_package(), directory)
         initrd = ensure_initrd(directory, kernel_dir)
+        _link_atomic(directory / STABLE_KERNEL, (kernel_dir / "vmlinuz").relative_to(directory))
+        _link_atomic(directory / STABLE_INITRD, initrd.relative_to(directory))
     return GuestImage(kernel=kernel_dir / "vmlinuz", initrd=initrd)
+
+
+def _link_atomic(link: Path, target: Path) -> None:
+    if link.is_symlink() and Path(os.readlink(link)) == target:
+        return
+    tmp = link.with_name(f".{link.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(target)
+    os.replace(tmp, link)

@@ -126,7 +126,15 @@ def remove_netns(name: str) -> None:
         run(["ip", "netns", "del", name])
 
 
-def remove_link(name: str) -> None:
-    """Deletes the root-namespace link `name` if it exists."""
-    if link_exists(name):
-        run(["ip", "link", "del", name])
+def remove_link(name: str, timeout_s: float = 10.0) -> None:
+    """Makes the root-namespace link `name` absent: deletes it, or waits while the kernel
+    does (a veth whose peer's namespace was just deleted goes away asynchronously).
+
+    Raises LabCommandError if it still exists after timeout_s.
+    """
+    deadline = time.monotonic() + timeout_s
+    while link_exists(name):
+        proc = subprocess.run(["ip", "link", "del", name], capture_output=True, text=True)
+        if time.monotonic() > deadline:
+            raise LabCommandError(["ip", "link", "del", name], proc.returncode, proc.stderr)
+        time.sleep(0.05)

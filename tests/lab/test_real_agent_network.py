@@ -20,7 +20,11 @@ BRIDGE = "clt-iso0"
 def bridge_addresses(lab: Lab, host: str) -> str | None:
     """Returns `ip -br addr` of the bridge inside the lab host, or None if it does not exist."""
     proc = lab.run_in_host(
-        host, ["ip", "-br", "addr", "show", BRIDGE], stdout=subprocess.PIPE, text=True
+        host,
+        ["ip", "-br", "addr", "show", BRIDGE],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
     out, _ = proc.communicate(timeout=30)
     return out if proc.returncode == 0 else None

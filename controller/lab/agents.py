@@ -1,0 +1,229 @@
+"""Corral node agents inside lab hosts, serving mutual TLS on each host's lab address.
+
+Each lab host runs `corral agent` in its own network and mount namespaces (so a partition
+or a killed host takes the agent with it, as on a real machine), listening on the host's
+bridge address with a host certificate from the lab's fleet CA. The controller runs in the
+root namespace and talks to them with the controller certificate (`controller_certs`).
+
+Certificates live in `<lab root>/certs` (`corral certs` layout: ca.crt, hosts/NAME/,
+controller/); an agent's pid file and log are `<lab root>/host-N/agent.{pid,log}`. Agents are
+started detached, so they outlive the process that started them (`corral lab up`), and
+`Lab.down` kills them with every other process in the lab's namespaces.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from controller.agents import AgentClient, AgentUnavailable
+from controller.lab import netns
+from controller.lab.libvirtd import Lab, LabError, LabHost
+from nodeagent.tls import make_ca, make_controller_cert, make_host_cert
+from schemas.host import Fencing, Host, HostSpec, Virtualization
+from schemas.meta import ObjectMeta
+
+AGENT_PORT = 8443
+AGENT_START_TIMEOUT_S = 60.0
+AGENT_PROCESS_NAME = "python"
+"""The agent runs as `python -m controller.cli.main agent` (comm is the interpreter's name)."""
+
+
+class LabAgentError(LabError):
+    """An agent in a lab host did not start, answer, or stop as asked; names the host."""
+
+
+@dataclass(frozen=True)
+class LabAgent:
+    """A running agent: its host, address and process id."""
+
+    host: str
+    address: str
+    pid: int
+    log: Path
+
+
+class LabAgents:
+    """Starts, stops and addresses the agents of a lab's hosts (idempotent verbs).
+
+    `lease_ttl_s` is the agent's initial lease TTL; the controller's renewals carry the TTL
+    of the Host's fencing spec, which then applies.
+    """
+
+    def __init__(self, lab: Lab, *, lease_ttl_s: float = 10.0, log_level: str = "warning"):
+        self.lab = lab
+        self.lease_ttl_s = lease_ttl_s
+        self.log_level = log_level
+        self.certs = lab.root / "certs"
+        self._children: dict[int, subprocess.Popen] = {}
+
+    # -- certificates ----------------------------------------------------------------------
+
+    @property
+    def controller_certs(self) -> Path:
+        """Returns the controller's client certificate dir, creating the CA and cert once."""
+        out = self.certs / "controller"
+        if not (out / "client.crt").exists():
+            make_ca(self.certs)
+            make_controller_cert(self.certs)
+        return out
+
+    def _host_certs(self, host: LabHost) -> Path:
+        out = self.certs / "hosts" / host.name
+        if not (out / "agent.crt").exists():
+            make_ca(self.certs)
+            make_host_cert(self.certs, host.name, ips=[host.ip])
+        return out
+
+    # -- addressing ------------------------------------------------------------------------
+
+    @staticmethod
+    def address(host: LabHost) -> str:
+        """Returns the agent URL of `host` (https on its lab address)."""
+        return f"https://{host.ip}:{AGENT_PORT}"
+
+    def client(self, name: str, timeout_s: float = 10.0) -> AgentClient:
+        """Returns a new mTLS client of host `name`'s agent (close it after use)."""
+        host = self.lab.host(name)
+        return AgentClient(
+            self.address(host),
+            host=name,
+            cert_dir=self.controller_certs,
+            connect_timeout_s=2.0,
+            timeout_s=timeout_s,
+        )
+
+    def host_manifest(
+        self, name: str, lease_ttl_s: int = 10, labels: dict[str, str] | None = None
+    ) -> Host:
+        """Returns the Host object a controller needs for lab host `name` (TCG guests)."""
+        host = self.lab.host(name)
+        return Host(
+            metadata=ObjectMeta(
+                name=name, labels={"corral.dev/lab": self.lab.name, **(labels or {})}
+            ),
+            spec=HostSpec(
+                address=self.address(host),
+                virtualization=Virtualization.QEMU,
+                fencing=Fencing(lease_ttl_s=lease_ttl_s),
+            ),
+        )
+
+    # -- processes -------------------------------------------------------------------------
+
+    def _pid_file(self, host: LabHost) -> Path:
+        return host.plan.root / "agent.pid"
+
+    def _log(self, host: LabHost) -> Path:
+        return host.plan.root / "agent.log"
+
+    def pid(self, name: str) -> int | None:
+        """Returns the pid of host `name`'s agent if it runs (inside that host), else None."""
+        host = self.lab.host(name)
+        try:
+            pid = int(self._pid_file(host).read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+        if netns.process_name(pid) is None or pid not in netns.netns_pids(host.plan.netns):
+            return None
+        return pid
+
+    def _argv(self, host: LabHost) -> list[str]:
+        return [
+            sys.executable, "-m", "controller.cli.main", "agent",
+            "--libvirt-uri", "qemu:///system",
+            "--listen", f"{host.ip}:{AGENT_PORT}",
+            "--certs", str(self._host_certs(host)),
+            "--migration-uri", host.uri,
+            "--lease-ttl", f"{self.lease_ttl_s:g}",
+            "--log-level", self.log_level,
+        ]  # fmt: skip
+
+    def start(self, name: str, timeout_s: float = AGENT_START_TIMEOUT_S) -> LabAgent:
+        """Returns host `name`'s agent after starting it if it does not run, and waiting until
+        it answers with libvirt connected. Raises LabAgentError with the log's tail.
+        """
+        host = self.lab.host(name)
+        pid = self.pid(name)
+        log = self._log(host)
+        if pid is None:
+            with open(log, "ab") as out:
+                proc = subprocess.Popen(
+                    host.nsenter(self._argv(host)),
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    cwd=Path(__file__).resolve().parents[2],
+                    start_new_session=True,  # outlives `corral lab up`; Lab.down kills it
+                )
+            pid = proc.pid
+            self._pid_file(host).write_text(f"{pid}\n")
+            self._children[pid] = proc  # polled (reaped) while waiting, or by init later
+        self._wait_healthy(name, pid, log, timeout_s)
+        return LabAgent(name, self.address(host), pid, log)
+
+    def _wait_healthy(self, name: str, pid: int, log: Path, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        with self.client(name, timeout_s=5.0) as client:
+            while True:
+                child = self._children.get(pid)
+                if (child is not None and child.poll() is not None) or netns.process_name(
+                    pid
+                ) is None:
+                    raise LabAgentError(f"{name}: agent exited: {_tail(log)}")
+                try:
+                    if client.health().libvirt_connected:
+                        return
+                except AgentUnavailable:
+                    pass
+                if time.monotonic() > deadline:
+                    raise LabAgentError(
+                        f"{name}: agent not healthy after {timeout_s:g}s: {_tail(log)}"
+                    )
+                time.sleep(0.1)
+
+    def stop(self, name: str, crash: bool = False, timeout_s: float = 15.0) -> bool:
+        """Stops host `name`'s agent (SIGKILL if `crash`, else SIGTERM); returns whether one ran.
+
+        Its VMs keep running either way: stopping an agent never touches libvirt.
+        """
+        pid = self.pid(name)
+        if pid is None:
+            return False
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL if crash else signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        while netns.process_name(pid) is not None:
+            child = self._children.get(pid)
+            if child is not None:
+                child.poll()
+            if time.monotonic() > deadline:
+                if crash:
+                    raise LabAgentError(f"{name}: agent {pid} survived SIGKILL")
+                return self.stop(name, crash=True)
+            time.sleep(0.02)
+        self._children.pop(pid, None)
+        self._pid_file(self.lab.host(name)).unlink(missing_ok=True)
+        return True
+
+    def up(self, names: list[str] | None = None) -> list[LabAgent]:
+        """Returns the agents of `names` (default: every live host), starting those not running."""
+        return [self.start(n) for n in names or [h.name for h in self.lab.hosts]]
+
+    def down(self) -> None:
+        """Stops every agent of the lab's live hosts (their VMs keep running)."""
+        for host in self.lab.hosts:
+            self.stop(host.name)
+
+
+def _tail(log: Path, lines: int = 8) -> str:
+    try:
+        return " | ".join(log.read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return "<no log>"
