@@ -149,24 +149,25 @@ class LabAgents:
         """Returns host `name`'s agent after starting it if it does not run, and waiting until
         it answers with libvirt connected. Raises LabAgentError with the log's tail.
         """
-        host = self.lab.host(name)
-        pid = self.pid(name)
-        log = self._log(host)
-        if pid is None:
-            with open(log, "ab") as out:
-                proc = subprocess.Popen(
-                    host.nsenter(self._argv(host)),
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    cwd=Path(__file__).resolve().parents[2],
-                    start_new_session=True,  # outlives `corral lab up`; Lab.down kills it
-                )
-            pid = proc.pid
-            self._pid_file(host).write_text(f"{pid}\n")
-            self._children[pid] = proc  # polled (reaped) while waiting, or by init later
-        self._wait_healthy(name, pid, log, timeout_s)
-        return LabAgent(name, self.address(host), pid, log)
+        return self.up([name], timeout_s)[0]
+
+    def _launch(self, host: LabHost) -> int:
+        """Returns the pid of host's agent, starting it (detached) if it does not run."""
+        pid = self.pid(host.name)
+        if pid is not None:
+            return pid
+        with open(self._log(host), "ab") as out:
+            proc = subprocess.Popen(
+                host.nsenter(self._argv(host)),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=Path(__file__).resolve().parents[2],
+                start_new_session=True,  # outlives `corral lab up`; Lab.down kills it
+            )
+        self._pid_file(host).write_text(f"{proc.pid}\n")
+        self._children[proc.pid] = proc  # polled (reaped) here, or by init after we exit
+        return proc.pid
 
     def _wait_healthy(self, name: str, pid: int, log: Path, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
@@ -212,9 +213,20 @@ class LabAgents:
         self._pid_file(self.lab.host(name)).unlink(missing_ok=True)
         return True
 
-    def up(self, names: list[str] | None = None) -> list[LabAgent]:
-        """Returns the agents of `names` (default: every live host), starting those not running."""
-        return [self.start(n) for n in names or [h.name for h in self.lab.hosts]]
+    def up(
+        self, names: list[str] | None = None, timeout_s: float = AGENT_START_TIMEOUT_S
+    ) -> list[LabAgent]:
+        """Returns the agents of `names` (default: every live host), after starting those not
+        running (all at once) and waiting until each answers with libvirt connected.
+
+        Raises LabAgentError naming the host, with its log's tail.
+        """
+        self.controller_certs  # noqa: B018 - the CA must exist before host certs are issued
+        hosts = [self.lab.host(n) for n in names or [h.name for h in self.lab.hosts]]
+        pids = {host.name: self._launch(host) for host in hosts}
+        for host in hosts:
+            self._wait_healthy(host.name, pids[host.name], self._log(host), timeout_s)
+        return [LabAgent(h.name, self.address(h), pids[h.name], self._log(h)) for h in hosts]
 
     def down(self) -> None:
         """Stops every agent of the lab's live hosts (their VMs keep running)."""

@@ -11,7 +11,9 @@ import pytest
 from controller.lab import cpio
 from controller.lab.guest import (
     INIT_SCRIPT,
+    GuestBuildError,
     build_initrd,
+    download_kernel,
     initrd_name,
     newest_kernel_package,
 )
@@ -81,3 +83,15 @@ def test_init_script_prints_guest_up_then_heartbeats_and_keeps_a_shell() -> None
 )
 def test_newest_kernel_package(names: list[str], expected: str | None) -> None:
     assert newest_kernel_package(names) == expected
+
+
+@pytest.mark.skipif(shutil.which("apt-get") is None, reason="apt-get not installed")
+def test_a_failed_download_says_what_apt_said(tmp_path) -> None:
+    with pytest.raises(GuestBuildError, match=r"apt-get download .*-999-.* failed: E: "):
+        download_kernel("linux-image-6.1.0-999-cloud-amd64-unsigned", tmp_path)
+    assert list(tmp_path.iterdir()) == []  # nothing half-downloaded left behind
+
+
+def test_a_package_that_is_no_cloud_kernel_is_refused(tmp_path) -> None:
+    with pytest.raises(GuestBuildError, match=r"is not a linux-image-6\.1\.0-"):
+        download_kernel("linux-image-amd64", tmp_path)
