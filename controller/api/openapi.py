@@ -124,4 +124,3 @@ def render_openapi() -> str:
 
     app = create_app(None, None)  # type: ignore[arg-type]
     return json.dumps(app.openapi(), indent=2, sort_keys=True) + "\n"
-

@@ -26,6 +26,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "controller.cli.certs",
     "controller.cli.up",
     "controller.cli.inspect",
+    "controller.cli.api",
 )
 
 

@@ -88,6 +88,12 @@ def up(
     ] = False,
     timeout: Annotated[float, typer.Option(help="Seconds --until-ready waits")] = 300.0,
     resync: Annotated[float, typer.Option(help="Seconds between resync passes")] = 30.0,
+    api: Annotated[
+        str | None, typer.Option("--api", help="Also serve the REST API on HOST:PORT")
+    ] = None,
+    api_certs: Annotated[
+        Path | None, typer.Option("--api-certs", help="API server certs (TLS); else loopback HTTP")
+    ] = None,
 ) -> None:
     """Run Corral on this machine: apply the manifests, converge, keep them converged."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -99,6 +105,11 @@ def up(
     start = time.monotonic()
     outcome = {"converged_at": None, "code": 0}
     watcher = None
+    api_server = None
+    if api:
+        from controller.api.embed import start_embedded_api
+
+        api_server = start_embedded_api(controller, api, api_certs, db, state_dir)
     try:
         if local_agents:
             _start_local_agents(controller, agents)
@@ -112,6 +123,8 @@ def up(
         ) as live:
 
             def on_pass(result: PassResult) -> None:
+                if api_server is not None:
+                    api_server.observe_pass(result)
                 live.update(_progress(controller, result, start))
                 if result.converged and outcome["converged_at"] is None:
                     outcome["converged_at"] = time.monotonic() - start
@@ -131,6 +144,8 @@ def up(
             err_console.print(f"[red]Not converged after {timeout:.0f}s[/]; see `corral status`.")
     finally:
         stop.set()
+        if api_server is not None:
+            api_server.stop()
         agents.close()
         controller.pool.close()
         controller.store.close()
