@@ -9,6 +9,7 @@ server would write into objects. `structural_schema` turns pydantic's schema int
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import sys
@@ -208,6 +209,7 @@ def render_json_schema(kind: str) -> str:
     return json.dumps(json_schema(kind), indent=2, sort_keys=False) + "\n"
 
 
+@functools.cache
 def render_crd(kind: str) -> str:
     """Return the CRD file text of `kind` (YAML)."""
     yaml = YAML(typ="safe", pure=True)

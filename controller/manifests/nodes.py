@@ -35,11 +35,10 @@ _FLOAT_RE = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?\Z")
 _NULLS = frozenset({"", "~", "null", "Null", "NULL"})
 _BOOLS = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
 _SPECIAL_FLOATS = {
-    ".inf": float("inf"),
-    "+.inf": float("inf"),
-    "-.inf": float("-inf"),
-    ".nan": float("nan"),
-}
+    f"{sign}.{word}": float(f"{sign}inf")
+    for sign in ("", "+", "-")
+    for word in ("inf", "Inf", "INF")
+} | {".nan": float("nan"), ".NaN": float("nan"), ".NAN": float("nan")}
 
 
 class _NoResolver:
@@ -139,10 +138,7 @@ def _plain_scalar(value: str) -> Any:
                 return int(value[2:], 8)
         if _FLOAT_RE.match(value):
             return float(value)
-        lowered = value.lower()
-        if lowered in _SPECIAL_FLOATS:
-            return _SPECIAL_FLOATS[lowered]
-        return value
+        return _SPECIAL_FLOATS.get(value, value)
     if value in _NULLS:
         return None
     if value in _BOOLS:
