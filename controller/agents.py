@@ -170,6 +170,8 @@ class AgentClient:
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.host = host or httpx.URL(base_url).host
+        self.base_url = base_url.rstrip("/")
+        self.cert_dir = cert_dir
         self.timeout_s = timeout_s
         verify: ssl.SSLContext | bool = client_ssl_context(cert_dir) if cert_dir else True
         if base_url.startswith("http://"):

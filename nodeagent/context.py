@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from nodeagent.connection import Connection
 from nodeagent.events import EventHub
+from nodeagent.guestinfo import GuestInfoCache
 from nodeagent.hooks import Hooks
 
 if TYPE_CHECKING:
@@ -44,3 +45,4 @@ class AgentContext:
     migrations: MigrationJobs
     migration_uri: str | None = None
     locks: NamedLocks = field(default_factory=NamedLocks)
+    guest_info: GuestInfoCache = field(default_factory=GuestInfoCache)

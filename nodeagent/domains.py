@@ -101,6 +101,7 @@ def read_domain_state(
     live = spec_from_xml(dom.XMLDesc(0)) if active else None
     shown = spec or live
     name = dom.name()
+    guest = ctx.guest_info.get(dom, active)
     # Every value below is already typed (specs validated when parsed): constructing
     # without re-validation keeps a 200-domain state read within its budget.
     return DomainState.model_construct(
@@ -115,6 +116,8 @@ def read_domain_state(
         live=live,
         metadata=dict(shown.labels) if shown else {},
         migration=ctx.migrations.get(name),
+        ips=guest.ips() if guest else [],
+        guest=guest,
     )
 
 

@@ -182,18 +182,22 @@ def build_nic(nic: NicSpec) -> ET.Element:
 
 
 def build_serial(spec: DomainSpec) -> list[ET.Element]:
-    """Return the serial port and its console: to a log file if set, else a pty.
+    """Return the serial port on a pty (attachable as the console), logged to a file if set.
 
-    <serial type='file'><source path='/var/log/libvirt/qemu/web-1.serial.log'/>
-      <target port='0'/></serial>
-    <console type='file'><source path='...same...'/><target type='serial' port='0'/></console>
+    <serial type='pty'>
+      <log file='/var/log/libvirt/qemu/web-1.serial.log' append='on'/>
+      <target port='0'/>
+    </serial>
+    <console type='pty'><target type='serial' port='0'/></console>
+
+    QEMU copies everything the guest prints into the log file while the pty stays
+    free for `virDomainOpenConsole`; append keeps a restarted or migrated-in guest
+    from truncating what was logged before.
     """
-    kind = "file" if spec.serial_log_path else "pty"
-    serial = ET.Element("serial", type=kind)
-    console = ET.Element("console", type=kind)
+    serial = ET.Element("serial", type="pty")
+    console = ET.Element("console", type="pty")
     if spec.serial_log_path:
-        _sub(serial, "source", path=spec.serial_log_path)
-        _sub(console, "source", path=spec.serial_log_path)
+        _sub(serial, "log", file=spec.serial_log_path, append="on")
     _sub(serial, "target", port="0")
     _sub(console, "target", type="serial", port="0")
     return [serial, console]
@@ -322,6 +326,19 @@ def _text(root: ET.Element, path: str) -> str | None:
     return element.text if element is not None else None
 
 
+def _serial_log_path(serial: ET.Element | None) -> str | None:
+    """Return where the serial port is logged: its <log file> (pty), or its file source."""
+    if serial is None:
+        return None
+    log = serial.find("log")
+    if log is not None and log.get("file"):
+        return log.get("file")
+    source = serial.find("source")
+    if serial.get("type") == "file" and source is not None:
+        return source.get("path")
+    return None
+
+
 def parse_domain_element(root: ET.Element) -> DomainSpec:
     """Return the DomainSpec described by a parsed <domain> element."""
     name, uuid = _text(root, "name"), _text(root, "uuid")
@@ -341,10 +358,7 @@ def parse_domain_element(root: ET.Element) -> DomainSpec:
     ):
         firmware = "uefi"
     serial = root.find("devices/serial")
-    serial_path = None
-    if serial is not None and serial.get("type") == "file":
-        source = serial.find("source")
-        serial_path = source.get("path") if source is not None else None
+    serial_path = _serial_log_path(serial)
     graphics = root.find("devices/graphics")
     ha, ha_priority, hooks, labels = parse_metadata(root)
     return DomainSpec(

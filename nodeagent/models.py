@@ -196,8 +196,59 @@ class MigrationJob(WireModel):
     error: AgentError | None = None
 
 
+class GuestInterface(WireModel):
+    """One network interface as the guest (agent) or the host (lease, ARP) sees it."""
+
+    name: str
+    mac: str | None = None
+    addresses: list[str] = Field(default_factory=list)
+    """Addresses with their prefix length, e.g. 10.0.0.5/24."""
+
+
+class GuestFilesystem(WireModel):
+    """One mounted filesystem reported by the QEMU guest agent (bytes)."""
+
+    mountpoint: str
+    name: str | None = None
+    type: str | None = None
+    total_bytes: int | None = None
+    used_bytes: int | None = None
+
+
+class GuestInfo(WireModel):
+    """What is known from inside a running guest, and where it came from.
+
+    `source` is `agent` (QEMU guest agent: addresses, hostname, OS, filesystems),
+    `lease` (the libvirt network's DHCP lease) or `arp` (the host's ARP table);
+    lease and ARP know addresses only. `at` is the unix time of the read.
+    """
+
+    source: Literal["agent", "lease", "arp"]
+    at: float
+    interfaces: list[GuestInterface] = Field(default_factory=list)
+    hostname: str | None = None
+    os_id: str | None = None
+    os_name: str | None = None
+    os_version: str | None = None
+    filesystems: list[GuestFilesystem] = Field(default_factory=list)
+
+    def ips(self) -> list[str]:
+        """Return every address without its prefix, in interface order, loopback left out."""
+        found: list[str] = []
+        for iface in self.interfaces:
+            for address in iface.addresses:
+                ip = address.split("/", 1)[0]
+                if ip not in found and not ipaddress.ip_address(ip).is_loopback:
+                    found.append(ip)
+        return found
+
+
 class DomainState(WireModel):
-    """A domain as observed on this host; `spec` is persistent, `live` the running config."""
+    """A domain as observed on this host; `spec` is persistent, `live` the running config.
+
+    `ips` and `guest` are set for running domains whose addresses are known (see
+    nodeagent.guestinfo); they stay empty otherwise.
+    """
 
     name: str
     uuid: str
@@ -210,6 +261,8 @@ class DomainState(WireModel):
     live: DomainSpec | None = None
     metadata: dict[str, str] = Field(default_factory=dict)
     migration: MigrationJob | None = None
+    ips: list[str] = Field(default_factory=list)
+    guest: GuestInfo | None = None
 
 
 class ApplyResult(WireModel):

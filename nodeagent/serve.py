@@ -79,7 +79,7 @@ def build_server(
         host=host,
         port=port,
         http=PeerIdentityH11Protocol,
-        ws="none",
+        ws="websockets-sansio",
         lifespan="off",
         log_level=log_level,
         timeout_graceful_shutdown=5,

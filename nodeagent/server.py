@@ -22,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 
 from nodeagent import __version__, domains, migration, networks, snapshots, storage
 from nodeagent.agent import Agent
+from nodeagent.consoleroutes import install_console_routes
 from nodeagent.context import AgentContext
 from nodeagent.errors import AgentFailure, from_libvirt
 from nodeagent.models import (
@@ -112,6 +113,7 @@ def create_app(agent: Agent | None = None) -> FastAPI:
         responses=_ERRORS,
     )
     app.state.agent = agent
+    install_console_routes(app)
 
     @app.exception_handler(AgentFailure)
     async def _agent_failure(_request: Request, exc: AgentFailure) -> JSONResponse:

@@ -210,6 +210,11 @@ class RequireController:
         if peer == self.identity:
             await self.app(scope, receive, send)
             return
+        if scope["type"] == "websocket":
+            # Closing before accepting refuses the handshake: the client gets HTTP 403.
+            await receive()
+            await send({"type": "websocket.close", "code": 1008})
+            return
         body = (
             b'{"type":"unauthorized","message":"client certificate is not the controller\'s '
             b"(needs CN=" + self.identity.encode() + b' with clientAuth)","retryable":false,'
