@@ -280,12 +280,16 @@ def load_paths(
     """
     load = _Load(limits or Limits())
     shown_root = None if root is None else Path(root).resolve()
+    read: set[Path] = set()
     with _gc_paused():
         for item in iter_manifest_files(paths, root):
             if isinstance(item, ManifestError):
                 load.result.errors.append(item)
                 load.touched.setdefault(item.file)
                 continue
+            if item.resolve() in read:
+                continue  # named twice (a file and its directory): read once
+            read.add(item.resolve())
             name = display_name(item, shown_root)
             text = read_manifest_file(item, name, load.limits)
             if isinstance(text, ManifestError):

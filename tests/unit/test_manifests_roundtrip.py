@@ -274,8 +274,8 @@ def test_valid_object_round_trips_through_yaml(resource: AnyResource) -> None:
     assert objects == [resource], text
 
 
-@settings(max_examples=25, deadline=None)
-@given(st.lists(st.sampled_from(list(KINDS)).flatmap(resources), min_size=2, max_size=5))
+@settings(max_examples=15, deadline=None)
+@given(st.lists(st.sampled_from(list(KINDS)).flatmap(resources), min_size=2, max_size=4))
 def test_multi_document_files_keep_every_object_and_its_origin(
     items: list[AnyResource],
 ) -> None:
