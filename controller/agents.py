@@ -17,6 +17,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, ValidationError
 
+from nodeagent.consolemodels import GraphicsTicket, GraphicsTicketRequest
 from nodeagent.models import (
     AgentError,
     AgentEvent,
@@ -209,7 +210,10 @@ class AgentClient:
             kwargs["content"] = body.model_dump_json()
             kwargs["headers"] = {"content-type": "application/json"}
         if timeout_s is not None:
-            kwargs["timeout"] = httpx.Timeout(timeout_s, connect=self._http.timeout.connect)
+            connect = self._http.timeout.connect
+            kwargs["timeout"] = httpx.Timeout(
+                timeout_s, connect=timeout_s if connect is None else min(connect, timeout_s)
+            )
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
@@ -416,12 +420,29 @@ class AgentClient:
         except httpx.TransportError as exc:
             raise AgentUnavailable(f"download {pool}/{name}: {exc}", host=self.host) from exc
 
+    # --- consoles ------------------------------------------------------------------------
+
+    def issue_graphics_ticket(
+        self, name: str, kind: str = "vnc", ttl_s: float = 30.0
+    ) -> GraphicsTicket:
+        """Return a new one-time ticket for the domain's display (each call issues another)."""
+        body = GraphicsTicketRequest(kind=kind, ttl_s=ttl_s)  # type: ignore[arg-type]
+        path = _p("domains", name, "graphics-tickets")
+        return self._call(GraphicsTicket, "POST", path, vm=name, body=body)
+
     # --- lease ---------------------------------------------------------------------------
 
-    def renew_lease(self, holder: str, ttl_s: float | None = None, epoch: int = 0) -> LeaseState:
-        """Renew the host's fencing lease."""
+    def renew_lease(
+        self,
+        holder: str,
+        ttl_s: float | None = None,
+        epoch: int = 0,
+        timeout_s: float | None = None,
+    ) -> LeaseState:
+        """Renew the host's fencing lease; `timeout_s` bounds each phase of the call (connect,
+        send, answer), so the agent receives the renewal within 2 x timeout_s or never."""
         body = LeaseRenewal(holder=holder, ttl_s=ttl_s, epoch=epoch)
-        return self._call(LeaseState, "POST", "lease", body=body)
+        return self._call(LeaseState, "POST", "lease", body=body, timeout_s=timeout_s)
 
     def get_lease(self) -> LeaseState:
         """Return the host's fencing lease."""
