@@ -1,0 +1,152 @@
+"""API test fixtures: a store and token store on SQLite or PostgreSQL, a TestClient, and a
+real uvicorn server with TLS (fleet CA) on 127.0.0.1.
+
+PostgreSQL variants get a fresh schema in database `test` at 127.0.0.1:5432 (override with
+CORRAL_TEST_PG_URL) and skip, with the reason, only when the server cannot be reached.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+import uuid
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+from sqlalchemy.engine import make_url
+
+from controller.api.app import create_app
+from controller.api.serve import API_CERT_NAME, ServerThread, build_server
+from controller.api.tokens import TokenStore
+from controller.store import Store, open_store
+from nodeagent.tls import make_ca, make_host_cert
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient
+
+PG_URL = os.environ.get("CORRAL_TEST_PG_URL", "postgresql://127.0.0.1:5432/test")
+_pg_problem: list[str] = []
+
+
+def _libpq(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def pg_unreachable() -> str | None:
+    """Return why PostgreSQL cannot be used (None when it answers); checked once."""
+    if not _pg_problem:
+        try:
+            psycopg.connect(_libpq(PG_URL), connect_timeout=3).close()
+            _pg_problem.append("")
+        except psycopg.Error as exc:
+            _pg_problem.append(f"PostgreSQL unreachable at {PG_URL}: {exc}")
+    return _pg_problem[0] or None
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """Yield a URL whose search_path is a fresh schema; drop the schema afterwards."""
+    problem = pg_unreachable()
+    if problem:
+        pytest.skip(problem)
+    schema = f"corral_api_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(_libpq(PG_URL), autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    url = make_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(_libpq(PG_URL), autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'state' / 'corral.db'}"
+    return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[Store]:
+    with open_store(db_url) as opened:
+        yield opened
+
+
+@pytest.fixture
+def tokens(db_url: str, store: Store) -> Iterator[TokenStore]:
+    token_store = TokenStore.open(db_url)
+    yield token_store
+    token_store.close()
+
+
+@dataclass(frozen=True)
+class Tokens:
+    """One token per role, and an operator scoped to team=a."""
+
+    viewer: str
+    operator: str
+    admin: str
+    scoped: str
+
+    def of(self, role: str) -> str:
+        return getattr(self, role)
+
+
+@pytest.fixture
+def issued(tokens: TokenStore) -> Tokens:
+    return Tokens(
+        viewer=tokens.create("vera", "viewer"),
+        operator=tokens.create("otto", "operator"),
+        admin=tokens.create("ada", "admin"),
+        scoped=tokens.create("tess", "operator", scope="team=a"),
+    )
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def client(store: Store, tokens: TokenStore) -> Iterator[TestClient]:
+    with TestClient(create_app(store, tokens), raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="session")
+def api_certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Return a certs dir with the fleet CA and the API server certificate for 127.0.0.1."""
+    root = tmp_path_factory.mktemp("certs")
+    make_ca(root)
+    return make_host_cert(root, API_CERT_NAME, ips=["127.0.0.1"], dns=["localhost"])
+
+
+@dataclass(frozen=True)
+class LiveApi:
+    """A running API over HTTPS: its base URL and the CA that verifies it."""
+
+    url: str
+    ca: Path
+
+    def client(self, token: str | None = None, **kw: object) -> httpx.Client:
+        headers = bearer(token) if token else {}
+        context = ssl.create_default_context(cafile=str(self.ca))
+        return httpx.Client(base_url=self.url, verify=context, headers=headers, **kw)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def live_api(store: Store, tokens: TokenStore, api_certs: Path) -> Iterator[LiveApi]:
+    """Serve the API with uvicorn on 127.0.0.1 (a free port) over TLS; stop it afterwards."""
+    server = build_server(create_app(store, tokens), "127.0.0.1:0", api_certs)
+    thread = ServerThread(server)
+    thread.start()
+    try:
+        yield LiveApi(f"https://127.0.0.1:{thread.port}", api_certs / "ca.crt")
+    finally:
+        thread.stop()
