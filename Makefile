@@ -11,6 +11,7 @@ setup:
 	$(PYTHON) -m pip install -q --disable-pip-version-check -e '.[agent,test]'
 
 demo: setup
+	corral lab guest
 	corral up examples/demo --state-dir $(STATE)
 
 test: setup
