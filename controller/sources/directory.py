@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from controller.manifests import MANIFEST_SUFFIXES, load_paths
+from controller.manifests.files import iter_manifest_files
 from controller.sources.base import Snapshot, SourceError
 
 
@@ -52,6 +53,7 @@ class DirectorySource:
                 yield None
 
     def _files(self) -> Iterator[Path]:
-        for file in self.path.rglob("*"):
-            if file.suffix in MANIFEST_SUFFIXES and file.is_file():
-                yield file
+        """Yield the files the loader reads (never a symlink out of the directory)."""
+        for item in iter_manifest_files([self.path], root=self.path):
+            if isinstance(item, Path):
+                yield item
