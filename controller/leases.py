@@ -19,10 +19,15 @@ import httpx
 from controller.agents import AgentClient, AgentClientError
 from controller.ha import lease_renewal_due
 from controller.observe import to_observation
+from controller.plan.health import REQUEST_TIMEOUT_S
 from controller.store import NotFound, Store, StoreError
 from schemas.host import Host
 
 log = logging.getLogger(__name__)
+
+RENEWAL_PHASE_TIMEOUT_S = REQUEST_TIMEOUT_S / 2
+"""Each phase of a renewal call (connect, send, answer) is bounded by this, so a renewal
+reaches the agent within REQUEST_TIMEOUT_S of being sent or not at all, as HA timing assumes."""
 
 
 def never_sent(exc: AgentClientError) -> bool:
@@ -78,7 +83,9 @@ class LeaseKeeper:
         try:
             self.store.record_lease_sent(name, self.epoch, ttl, now)
             try:
-                self.client_for(host).renew_lease(self.holder, float(ttl), self.epoch)
+                self.client_for(host).renew_lease(
+                    self.holder, float(ttl), self.epoch, timeout_s=RENEWAL_PHASE_TIMEOUT_S
+                )
             except AgentClientError as exc:
                 if never_sent(exc) and previous is not None:
                     # The request never left: the agent's lease still runs from the

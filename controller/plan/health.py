@@ -9,8 +9,9 @@ from controller.ha import POWER_FENCE_METHODS, HostHealth, HostState, assess_hos
 from controller.plan.model import HostObservation, PolicyContext
 from schemas.host import Host
 
-REQUEST_TIMEOUT_S = 10.0
-"""The longest an agent call may take: a lease renewal sent may arrive this much later."""
+REQUEST_TIMEOUT_S = 2.0
+"""The longest a lease renewal may be in flight: one sent may reach the agent this much later.
+controller.leases.LeaseKeeper enforces it (connect and send each within half of it)."""
 
 
 @dataclass(frozen=True)

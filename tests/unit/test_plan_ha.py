@@ -8,6 +8,7 @@ from fleet_sim import desired_of, summary
 from plan_fixtures import POLICY, converged, host, network, pool, shared_pool, verdict, vm
 
 from controller.plan import plan
+from controller.plan.health import REQUEST_TIMEOUT_S
 from schemas.vm import VirtualMachineStatus
 
 HOSTS = ("host-a", "host-b", "host-c")
@@ -20,6 +21,9 @@ def objects(fencing=None, vms=None):
         out.extend(vm(name, disk_pool="shared", placement={"host": "host-a"}, **extra))
     return out
 
+
+SAFE_AFTER_S = 10 + REQUEST_TIMEOUT_S + 5
+"""Lease TTL 10s + request timeout + margin 5s after the last renewal sent."""
 
 FLEET_VMS = {
     "db": {"ha": {"enabled": True, "priority": 90}},
@@ -55,8 +59,7 @@ def test_suspect_host_nothing_restarts_yet():
 
 def test_failed_host_with_expired_lease_restarts_ha_vms_in_priority_order():
     sim = failed_fleet()
-    # lease TTL 10s + request timeout 10s + margin 5s after the last renewal sent
-    sim.now += timedelta(seconds=25)
+    sim.now += timedelta(seconds=SAFE_AFTER_S)
     p = plan(desired_of(*unpinned()), sim.observed(), POLICY)
     assert [(t, r, reason) for t, r, _h, reason in summary(p)] == [
         ("DefineVM", "VirtualMachine/db", "HARestart"),
@@ -73,7 +76,7 @@ def test_failed_host_with_expired_lease_restarts_ha_vms_in_priority_order():
 
 def test_just_before_the_lease_is_safe_nothing_restarts():
     sim = failed_fleet()
-    sim.now += timedelta(seconds=24)
+    sim.now += timedelta(seconds=SAFE_AFTER_S - 1)
     p = plan(desired_of(*unpinned()), sim.observed(), POLICY)
     assert summary(p) == []
 
@@ -92,7 +95,7 @@ def test_power_fence_is_asked_for_then_restart_after_confirmation():
 
 def test_returning_host_has_its_stale_copies_undefined_never_started():
     sim = failed_fleet()
-    sim.now += timedelta(seconds=25)
+    sim.now += timedelta(seconds=SAFE_AFTER_S)
     desired = desired_of(*unpinned())
     sim.apply(plan(desired, sim.observed(), POLICY))
     sim.tick()
@@ -160,7 +163,7 @@ def test_failed_host_before_lease_expiry_waits_and_says_until_when():
     assert summary(p) == []
     v = p.verdicts[("VirtualMachine", "db")]
     assert (v.ready, v.reason, v.stalled) == (False, "WaitingForFence", False)
-    safe_at = sim.hosts["host-a"].lease_sent_at + timedelta(seconds=25)
+    safe_at = sim.hosts["host-a"].lease_sent_at + timedelta(seconds=SAFE_AFTER_S)
     assert f"lease expires at {safe_at:%Y-%m-%d %H:%M:%S}" in v.message
     assert verdict(p, "VirtualMachine", "batch") == (False, "NotHighlyAvailable", False)
     assert verdict(p, "Host", "host-a") == (False, "HostFailed", False)
