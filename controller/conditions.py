@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from schemas.meta import Condition, ConditionStatus, ConditionType, ObjectStatus
 
@@ -33,8 +33,11 @@ def set_condition(
     generation: int | None,
     now: datetime,
 ) -> list[Condition]:
-    """Return `conditions` with `type_` set; the transition time moves only on a real change."""
-    now = now.replace(microsecond=0)
+    """Return `conditions` with `type_` set; the transition time moves only on a real change.
+
+    `now` must be timezone-aware; it is stored in UTC, truncated to seconds.
+    """
+    now = now.astimezone(UTC).replace(microsecond=0)
     current = next((c for c in conditions if c.type == type_), None)
     unchanged = current is not None and (current.status, current.reason, current.message) == (
         status,
