@@ -27,6 +27,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "controller.cli.up",
     "controller.cli.inspect",
     "controller.cli.api",
+    "controller.cli.host",
 )
 
 
