@@ -16,6 +16,7 @@ from controller.api.objects import ObjectService
 from controller.api.rbac import Identity, Verb
 from controller.api.selectors import SelectorError, parse_selector
 from controller.api.serialize import list_json, object_json
+from controller.store import InvalidInput
 from schemas.kinds import KINDS, PLURALS
 
 API_PREFIX = "/api/v1"
@@ -102,7 +103,11 @@ def kind_router(kind: str) -> APIRouter:
                 400, BAD_REQUEST, str(exc), (Detail("labelSelector", str(exc)),)
             ) from exc
         revision = objects.store.revision()
-        page = objects.list(identity, kind, selector, limit, continue_token)
+        try:
+            page = objects.list(identity, kind, selector, limit, continue_token)
+        except InvalidInput as exc:
+            message = f"continue: {exc}"
+            raise ApiError(400, BAD_REQUEST, message, (Detail("continue", message),)) from exc
         return JSONResponse(list_json(kind, page, revision))
 
     @router.post(
