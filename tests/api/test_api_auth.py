@@ -8,7 +8,6 @@ import httpx
 import pytest
 from apikit import host, vm, vm_doc
 from conftest import LiveApi, Tokens
-
 from sqlalchemy import select
 
 from controller.api.tokens import TokenStore, tokens_table
