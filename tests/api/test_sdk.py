@@ -1,4 +1,4 @@
-"""The SDK against the live API (uvicorn, TLS): round trips, errors, wait and watch, sync and async."""
+"""The SDK against the live API (uvicorn, TLS): round trips, errors, wait, watch; sync and async."""
 
 from __future__ import annotations
 
@@ -92,9 +92,9 @@ def test_errors_are_typed(live_api: LiveApi, issued: Tokens, store: Store) -> No
         assert invalid.value.details[0]["field"] == "spec"
     with _client(live_api, issued.viewer) as viewer, pytest.raises(Forbidden):
         viewer.vms.create(vm("nope"))
-    with _client(live_api, "corral_0000000000000000_wrongwrongwrongwrongwrong") as bad:
-        with pytest.raises(Unauthorized):
-            bad.vms.list()
+    wrong = "corral_0000000000000000_wrongwrongwrongwrongwrong"
+    with _client(live_api, wrong) as bad, pytest.raises(Unauthorized):
+        bad.vms.list()
 
 
 def test_wait_returns_once_ready(live_api: LiveApi, issued: Tokens, store: Store) -> None:
