@@ -179,28 +179,30 @@ class Controller:
                 )
             else:
                 errors = [str(e) for e in snapshot.result.errors]
+                invalid = (
+                    f"Revision {short(snapshot.revision)} is invalid"
+                    f" ({plural(len(errors), 'error')})"
+                )
+                kept = (
+                    f"revision {short(record.last_applied_revision)} stays applied"
+                    if record.last_applied_revision
+                    else "nothing is applied yet"
+                )
                 if record.last_attempted_revision != snapshot.revision:
                     self.store.record_event(
                         "Source",
                         setting.key_name,
                         "Warning",
                         SOURCE_INVALID,
-                        f"Revision {short(snapshot.revision)} is invalid ({len(errors)} errors);"
-                        f" keeping {short(record.last_applied_revision)}: {errors[0]}",
+                        f"{invalid}; {kept}: {errors[0]}",
                         identity=self.identity,
                     )
-                kept = (
-                    short(record.last_applied_revision)
-                    if record.last_applied_revision
-                    else "nothing"
-                )
                 self._source_status(
                     setting,
                     snapshot,
                     ConditionStatus.FALSE,
                     SOURCE_INVALID,
-                    f"Revision {short(snapshot.revision)} has {len(errors)} invalid manifest "
-                    f"errors; {kept} stays applied. First: {errors[0]}",
+                    f"{invalid}; {kept}. First: {errors[0]}",
                     now,
                     stalled=True,
                     errors=errors,
@@ -431,6 +433,9 @@ class Controller:
         on_pass: Callable[[PassResult], None] | None = None,
     ) -> None:
         """Reconcile until `stop` is set; renew leases on their own thread meanwhile."""
+        # Grant every reachable host its lease before the first pass: an agent refuses to
+        # start HA VMs until it holds one, so the first pass's starts would fail and back off.
+        self.leases.renew_due()
         self.leases.start()
         try:
             while not stop.is_set():
@@ -508,6 +513,11 @@ def summarize_plan(p: Plan) -> str:
         counts[action.type.value] = counts.get(action.type.value, 0) + 1
     parts = ", ".join(f"{n} {t}" for t, n in sorted(counts.items()))
     return f"{len(p.actions)} actions: {parts}"
+
+
+def plural(count: int, noun: str) -> str:
+    """Return "1 error" or "3 errors"."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def short(revision: str | None) -> str:

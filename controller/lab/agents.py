@@ -229,9 +229,56 @@ class LabAgents:
         return [LabAgent(h.name, self.address(h), pids[h.name], self._log(h)) for h in hosts]
 
     def down(self) -> None:
-        """Stops every agent of the lab's live hosts (their VMs keep running)."""
+        """Stops every agent of the lab's live hosts (their VMs keep running) and removes the
+        lab's firewall table (see `cut`)."""
         for host in self.lab.hosts:
             self.stop(host.name)
+        self._remove_table()
+
+    # -- faults ----------------------------------------------------------------------------
+
+    @property
+    def nft_table(self) -> str:
+        """Returns the name of the lab's own nftables table (inet family) holding its cuts."""
+        return f"corral_lab_{self.lab.name}"
+
+    def cut(self, name: str) -> None:
+        """Drops every packet this machine's root namespace sends to host `name`'s agent port:
+        the controller loses the agent while the host, its guests and libvirtd run on.
+
+        Only the lab's own table is touched; `reconnect` or `down` lifts the cut.
+        """
+        host = self.lab.host(name)
+        table = self.nft_table
+        netns.run(["nft", "add", "table", "inet", table])
+        netns.run(
+            ["nft", "add", "chain", "inet", table, "out",
+             "{ type filter hook output priority 0 ; policy accept ; }"]
+        )  # fmt: skip
+        if not self._cut_handles(host.ip):
+            netns.run(
+                ["nft", "add", "rule", "inet", table, "out", "ip", "daddr", host.ip,
+                 "tcp", "dport", str(AGENT_PORT), "drop", "comment", f'"{name}"']
+            )  # fmt: skip
+
+    def reconnect(self, name: str) -> None:
+        """Lifts the cut of host `name` (no error if there is none)."""
+        host = self.lab.host(name)
+        for handle in self._cut_handles(host.ip):
+            netns.run(["nft", "delete", "rule", "inet", self.nft_table, "out", "handle", handle])
+
+    def _cut_handles(self, ip: str) -> list[str]:
+        out = netns.run(["nft", "-a", "list", "chain", "inet", self.nft_table, "out"], check=False)
+        return [
+            line.rsplit("handle", 1)[1].strip()
+            for line in out.splitlines()
+            if f"ip daddr {ip} " in line and "handle" in line
+        ]
+
+    def _remove_table(self) -> None:
+        tables = netns.run(["nft", "list", "tables"], check=False)
+        if f"inet {self.nft_table}" in tables:
+            netns.run(["nft", "delete", "table", "inet", self.nft_table])
 
 
 def _tail(log: Path, lines: int = 8) -> str:

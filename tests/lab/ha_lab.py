@@ -1,0 +1,109 @@
+"""Fixtures of the HA, migration, drain and split-brain proofs: a 3-host lab with real mTLS
+agents, and a fresh controller (LabFleet) per test. Test modules import
+`ha_lab_fixture` and `fleet_fixture`; tests ask for `ha_lab` and `fleet`.
+
+The lab is its own (name `ha`, 10.77.98.0/24), apart from the shared `lab` fixture's, so its
+faults never hit another suite. Everything is torn down also on failure: each test's fleet
+stops, every host comes back (libvirtd, link, agent) and every domain is removed; the session
+ends with `Lab.down`, which kills the agents with everything else in the namespaces.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from contextlib import suppress
+from pathlib import Path
+
+import libvirt
+import pytest
+
+from controller.lab.agents import LabAgents
+from controller.lab.fleet import LabFleet, lab_policy, serial_log
+from controller.lab.libvirtd import Lab
+from schemas.host import Host
+from tests.helpers.prereq import host_skip_reason
+
+HA_LAB_NAME = "ha"
+HA_LAB_SUBNET = "10.77.98.0/24"
+HA_LAB_HOSTS = 3
+LEASE_TTL_S = 5
+
+
+def netns_skip_reason() -> str | None:
+    """Returns why network namespaces cannot be made here (None when they can)."""
+    probe = "corral-probe-ns"
+    made = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True)
+    if made.returncode != 0:
+        return f"no network namespace support: {made.stderr.strip()}"
+    subprocess.run(["ip", "netns", "del", probe], capture_output=True)
+    return None
+
+
+@pytest.fixture(name="ha_lab", scope="session")
+def ha_lab_fixture() -> Iterator[tuple[Lab, LabAgents]]:
+    """Yields a 3-host lab with a Corral agent (mTLS) in each host; removed at session end."""
+    reason = host_skip_reason() or netns_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    lab = Lab(HA_LAB_NAME, HA_LAB_SUBNET)
+    lab.down()  # whatever a crashed earlier run left
+    try:
+        lab.up(HA_LAB_HOSTS)
+        agents = LabAgents(lab, lease_ttl_s=LEASE_TTL_S)
+        agents.up()
+        yield lab, agents
+    finally:
+        lab.down()
+
+
+def restore_hosts(lab: Lab, agents: LabAgents) -> None:
+    """Brings every host back (link up, agent port open, libvirtd, agent) and removes every
+    domain on it."""
+    for host in lab.hosts:
+        lab.heal(host.name)
+        agents.reconnect(host.name)
+        lab.start_host(host.name)
+    agents.up()
+    for host in lab.hosts:
+        conn = libvirt.open(host.socket_uri)
+        try:
+            for dom in conn.listAllDomains():
+                with suppress(libvirt.libvirtError):
+                    dom.destroy()
+                with suppress(libvirt.libvirtError):
+                    dom.undefine()
+                host.outside(serial_log(dom.name())).unlink(missing_ok=True)
+        finally:
+            conn.close()
+
+
+@pytest.fixture(name="fleet")
+def fleet_fixture(ha_lab: tuple[Lab, LabAgents], tmp_path: Path) -> Iterator[LabFleet]:
+    """Yields a fresh controller over the lab's hosts (TTL 5 s, HA margin 2 s), not started.
+
+    Afterwards (also on failure) the controller stops and every host is restored and emptied.
+    """
+    lab, agents = ha_lab
+    restore_hosts(lab, agents)
+    fleet = LabFleet(lab, agents, tmp_path / "state")
+    try:
+        fleet.apply(host_objects(agents))
+        fleet.apply([lab_policy(margin_s=2)])
+        yield fleet
+    finally:
+        fleet.close()
+        restore_hosts(lab, agents)
+
+
+def host_objects(
+    agents: LabAgents, maintenance: tuple[str, ...] = (), lease_ttl_s: int = LEASE_TTL_S
+) -> list[Host]:
+    """Returns the lab's Host objects, those named in `maintenance` drained."""
+    hosts = []
+    for host in agents.lab.hosts:
+        obj = agents.host_manifest(host.name, lease_ttl_s=lease_ttl_s)
+        if host.name in maintenance:
+            obj = obj.model_copy(update={"spec": obj.spec.model_copy(update={"maintenance": True})})
+        hosts.append(obj)
+    return hosts
