@@ -41,8 +41,20 @@ STABLE_KERNEL = "vmlinuz"
 STABLE_INITRD = "initrd.img"
 BUSYBOX_PATH = Path("/bin/busybox")
 KERNEL_PACKAGE_RE = re.compile(r"^linux-image-(6\.1\.0-(\d+)-cloud-amd64)-unsigned$")
-GUEST_MODULES = ("kernel/drivers/acpi/button.ko", "kernel/drivers/input/evdev.ko")
-"""Built as modules in the cloud kernel: the ACPI power button and the input device acpid reads."""
+GUEST_MODULES = (
+    "kernel/drivers/acpi/button.ko",
+    "kernel/drivers/input/evdev.ko",
+    "kernel/net/core/failover.ko",
+    "kernel/drivers/net/net_failover.ko",
+    "kernel/drivers/virtio/virtio_ring.ko",
+    "kernel/drivers/virtio/virtio.ko",
+    "kernel/drivers/virtio/virtio_pci_modern_dev.ko",
+    "kernel/drivers/virtio/virtio_pci_legacy_dev.ko",
+    "kernel/drivers/virtio/virtio_pci.ko",
+    "kernel/drivers/net/virtio_net.ko",
+)
+"""Built as modules in the cloud kernel: the ACPI power button and the input device acpid
+reads, then virtio-net with what it needs, in load (dependency) order."""
 KERNEL_CMDLINE = "console=ttyS0 panic=-1"
 """Serial console for the heartbeats; reboot at once if /init ever dies, never hang."""
 MIN_MEMORY_MIB = 80
@@ -70,6 +82,12 @@ heartbeat() {
     done
 }
 heartbeat >/dev/console 2>&1 &
+if [ -e /sys/class/net/eth0 ]; then
+    echo '[ "$1" = bound ] && ifconfig "$interface" "$ip" netmask "$subnet"; exit 0' >/etc/dhcp.sh
+    chmod 755 /etc/dhcp.sh
+    ip link set eth0 up
+    udhcpc -i eth0 -s /etc/dhcp.sh -b -S >/dev/null 2>&1 &
+fi
 while :; do
     setsid cttyhack sh
     sleep 1
@@ -221,7 +239,7 @@ def download_kernel(package: str, cache_dir: Path) -> Path:
     if not match:
         raise GuestBuildError(f"{package!r} is not a linux-image-6.1.0-*-cloud-amd64-unsigned name")
     target = cache_dir / f"kernel-{match.group(1)}"
-    if target.exists():
+    if _has_modules(target):
         return target
     with tempfile.TemporaryDirectory(dir=cache_dir, prefix=".download-") as tmp:
         # apt drops privileges to _apt for downloads; it must be able to write here.
@@ -234,8 +252,19 @@ def download_kernel(package: str, cache_dir: Path) -> Path:
         staging = Path(tmp) / "kernel"
         staging.mkdir(mode=0o755)
         _extract_kernel(debs[0], match.group(1), staging)
-        os.replace(staging, target)
+        if not target.exists():
+            os.replace(staging, target)
+        else:  # cached before GUEST_MODULES grew: add what is missing, file by file
+            for extracted in staging.iterdir():
+                if not (target / extracted.name).exists():
+                    os.replace(extracted, target / extracted.name)
     return target
+
+
+def _has_modules(kernel_dir: Path) -> bool:
+    """Returns True if `kernel_dir` holds vmlinuz and every module of GUEST_MODULES."""
+    names = ["vmlinuz", *(Path(m).name for m in GUEST_MODULES)]
+    return all((kernel_dir / name).exists() for name in names)
 
 
 def _cached_kernel(cache_dir: Path) -> Path | None:
@@ -255,7 +284,11 @@ def ensure_initrd(cache_dir: Path, kernel_dir: Path, busybox_path: Path = BUSYBO
         busybox = busybox_path.read_bytes()
     except OSError as exc:
         raise GuestBuildError(f"{busybox_path}: {exc.strerror} (install busybox-static)") from exc
-    modules = {Path(m).name: (kernel_dir / Path(m).name).read_bytes() for m in GUEST_MODULES}
+    # Named by load position: /init loads /lib/modules/*.ko in name order.
+    modules = {
+        f"{index:02d}-{Path(m).name}": (kernel_dir / Path(m).name).read_bytes()
+        for index, m in enumerate(GUEST_MODULES)
+    }
     target = cache_dir / initrd_name(busybox, modules)
     if not target.exists():
         _write_atomic(target, build_initrd(busybox, modules))
@@ -272,6 +305,9 @@ def ensure_tiny_guest(cache_dir: Path | None = None, refresh: bool = False) -> G
     directory = cache_dir or cache_dir_default()
     with _locked(directory):
         kernel_dir = None if refresh else _cached_kernel(directory)
+        if kernel_dir is not None and not _has_modules(kernel_dir):
+            abi = kernel_dir.name.removeprefix("kernel-")
+            kernel_dir = download_kernel(f"linux-image-{abi}-unsigned", directory)
         if kernel_dir is None:
             kernel_dir = download_kernel(resolve_kernel_package(), directory)
         initrd = ensure_initrd(directory, kernel_dir)
