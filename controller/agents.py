@@ -22,6 +22,7 @@ from nodeagent.models import (
     AgentError,
     AgentEvent,
     ApplyResult,
+    BalloonRequest,
     DomainSpec,
     DomainState,
     Health,
@@ -298,6 +299,11 @@ class AgentClient:
         """Remove the domain (force: destroy it first if it runs)."""
         params = {"force": "true"} if force else {}
         return self._call(VerbResult, "DELETE", _p("domains", name), vm=name, params=params)
+
+    def set_balloon(self, name: str, target_mib: int) -> VerbResult:
+        """Set the running domain's balloon target (MiB; live only)."""
+        body = BalloonRequest(target_mib=target_mib)
+        return self._call(VerbResult, "PUT", _p("domains", name, "balloon"), vm=name, body=body)
 
     # --- snapshots -----------------------------------------------------------------------
 

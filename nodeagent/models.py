@@ -263,6 +263,8 @@ class DomainState(WireModel):
     migration: MigrationJob | None = None
     ips: list[str] = Field(default_factory=list)
     guest: GuestInfo | None = None
+    snapshots: list[SnapshotState] = Field(default_factory=list)
+    """The domain's snapshots, oldest first (empty for agents that do not report them)."""
 
 
 class ApplyResult(WireModel):
@@ -467,13 +469,24 @@ class PoolState(WireModel):
 
 
 class SnapshotSpec(WireModel):
-    """A domain snapshot that should exist (internal for a running domain: memory + disks)."""
+    """A domain snapshot that should exist (internal qcow2 snapshots).
+
+    `memory`: None takes what the domain's state gives (a running domain's memory is
+    saved with its disks); False asks for disks only, which QEMU's internal snapshots
+    can take only of a stopped domain: refused (conflict) while the domain runs.
+    """
 
     description: str | None = None
+    memory: bool | None = None
 
 
 class SnapshotState(WireModel):
-    """A snapshot as observed; `domain_state` is the state the domain was in when taken."""
+    """A snapshot as observed; `domain_state` is the state the domain was in when taken.
+
+    `memory` is True when the guest's memory was saved with it (taken while running);
+    `size_bytes` is the saved memory state's size summed over the domain's qcow2 disks
+    (0 for a disks-only snapshot; None when the images could not be read).
+    """
 
     name: str
     domain: str
@@ -482,6 +495,14 @@ class SnapshotState(WireModel):
     domain_state: str
     parent: str | None = None
     current: bool
+    memory: bool | None = None
+    size_bytes: int | None = None
+
+
+class BalloonRequest(WireModel):
+    """A new balloon target for a running domain (MiB of memory the guest may use)."""
+
+    target_mib: int = Field(ge=16)
 
 
 # --- lease, events, host ---------------------------------------------------------------------

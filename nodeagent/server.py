@@ -20,7 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from nodeagent import __version__, domains, migration, networks, snapshots, storage
+from nodeagent import __version__, balloon, domains, migration, networks, snapshots, storage
 from nodeagent.agent import Agent
 from nodeagent.consoleroutes import install_console_routes
 from nodeagent.context import AgentContext
@@ -29,6 +29,7 @@ from nodeagent.models import (
     AgentError,
     AgentEvent,
     ApplyResult,
+    BalloonRequest,
     DomainSpec,
     DomainState,
     Health,
@@ -207,6 +208,11 @@ def create_app(agent: Agent | None = None) -> FastAPI:
     def delete_domain(ctx: Ctx, name: str, force: bool = False) -> VerbResult:
         """ensure_undefined: the domain is gone; running ones need force=true."""
         return domains.ensure_undefined(ctx, name, force)
+
+    @app.put("/v1/domains/{name}/balloon", response_model=VerbResult)
+    def put_balloon(ctx: Ctx, name: str, request: BalloonRequest) -> VerbResult:
+        """set_balloon: the running domain's balloon target is `target_mib` (live only)."""
+        return balloon.set_balloon(ctx, name, request.target_mib)
 
     # --- snapshots -----------------------------------------------------------------------
 

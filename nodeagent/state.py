@@ -13,6 +13,7 @@ from nodeagent.domains import read_domain_state
 from nodeagent.errors import libvirt_errors
 from nodeagent.models import DomainState, HostState
 from nodeagent.networks import read_network_state
+from nodeagent.snapshots import read_domain_snapshots
 from nodeagent.storage import read_pool_state
 
 
@@ -28,14 +29,19 @@ def _version(number: int) -> str:
 
 
 def read_domains(ctx: AgentContext, conn: libvirt.virConnect) -> list[DomainState]:
-    """Return every domain of the host, by name (one bulk state query, then per-domain XML)."""
+    """Return every domain of the host, by name (one bulk state query, then per-domain XML),
+    each with its snapshots."""
     states = {
         dom.UUIDString(): (stats["state.state"], stats["state.reason"])
         for dom, stats in conn.getAllDomainStats(libvirt.VIR_DOMAIN_STATS_STATE, 0)
     }
-    domains = [
-        read_domain_state(ctx, dom, states.get(dom.UUIDString())) for dom in conn.listAllDomains(0)
-    ]
+    domains = []
+    for dom in conn.listAllDomains(0):
+        state = read_domain_state(ctx, dom, states.get(dom.UUIDString()))
+        snapshots = read_domain_snapshots(dom) if state.persistent else []
+        if snapshots:
+            state = state.model_copy(update={"snapshots": snapshots})
+        domains.append(state)
     return sorted(domains, key=lambda d: d.name)
 
 

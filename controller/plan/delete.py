@@ -35,7 +35,7 @@ def plan_deletions(world: World, out: PlanBuilder, needs: VolumeNeeds) -> None:
     for name in sorted(deleted.get("Network", {})):
         _delete_network(world, out, name)
     for kind in sorted(deleted):
-        if kind in ("VirtualMachine", "Volume", "StoragePool", "Network"):
+        if kind in ("VirtualMachine", "Volume", "StoragePool", "Network", "Snapshot"):
             continue
         for name in sorted(deleted[kind]):
             out.verdict((kind, name), True, reasons.DELETED, f"{kind} {name} was removed")

@@ -4,7 +4,8 @@ Steps, each in its own module: expand templates (expand), index observed state
 (observe), assess host health (health, via controller.ha), place VMs (placement, via
 controller.scheduler), find moves (migration), then networks and pools (networks,
 storage), volumes (storage), VMs on their hosts (vms), live moves and migrations in
-flight (migration), deletions (delete), verdicts (verdicts), and the order (order).
+flight (migration), deletions (delete), snapshots (snapshots), verdicts (verdicts),
+and the order (order).
 No I/O, no clock but `observed.now`, no randomness: equal inputs give an equal plan.
 """
 
@@ -25,6 +26,7 @@ from controller.plan.networks import plan_networks
 from controller.plan.observe import index_observed
 from controller.plan.order import order_actions
 from controller.plan.placement import decide_placements
+from controller.plan.snapshots import plan_snapshots
 from controller.plan.storage import plan_pools, plan_volumes, volume_needs
 from controller.plan.verdicts import host_verdicts, passive_verdicts
 from controller.plan.vms import plan_vm_on_host
@@ -55,6 +57,7 @@ def plan(desired: Desired, observed: Observed, policy: PolicyContext) -> Plan:
             plan_vm_on_host(world, out, expanded.vms[name], target)
     watch_migrations(world, out, dec)
     plan_deletions(world, out, needs)
+    plan_snapshots(world, out)
     passive_verdicts(world, out)
     host_verdicts(world, out, dec)
     return Plan(

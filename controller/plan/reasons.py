@@ -149,8 +149,8 @@ IN_USE: Final = "InUse"
 REQUESTED: Final = "Requested"
 """An operator request (start/stop) of a Manual VM is being carried out."""
 
-SNAPSHOTS_NOT_OBSERVED: Final = "SnapshotsNotObserved"
-"""Snapshots are not part of the host state the agent reports, so they are not planned."""
+SNAPSHOT_NEEDS_STOP: Final = "SnapshotNeedsStop"
+"""A snapshot without memory is asked of a running VM; QEMU takes it only of a stopped one."""
 
 ACCEPTED: Final = "Accepted"
 """A policy or grouping object: it is applied through the objects it governs."""

@@ -38,7 +38,11 @@ def host_verdicts(world: World, out: PlanBuilder, dec: Decisions) -> None:
             for d in (state.domains if state else [])
             if d.metadata.get(VM_LABEL) and d.name not in known
         )
-        extra = {"orphans": orphans, "vms": len(on_host.get(name, []))}
+        extra = {
+            "orphans": orphans,
+            "vms": len(on_host.get(name, [])),
+            "hooks": dict(state.hooks) if state else {},
+        }
         note = (
             f"; Corral-labelled domains of no known VM left alone: {', '.join(orphans)}"
             if orphans
@@ -120,7 +124,7 @@ def _first_reason(out: PlanBuilder, vms: list[str]) -> str:
 
 
 def passive_verdicts(world: World, out: PlanBuilder) -> None:
-    """Set verdicts of Templates, AffinityGroups, SchedulingPolicies and Snapshots."""
+    """Set verdicts of Templates, AffinityGroups and SchedulingPolicies (Snapshots: snapshots)."""
     for name in world.desired.templates:
         users = sum(1 for vm in world.desired.vms.values() if vm.spec.template == name)
         out.verdict(
@@ -144,15 +148,6 @@ def passive_verdicts(world: World, out: PlanBuilder) -> None:
             reasons.ACCEPTED,
             f"SchedulingPolicy {name} governs {len(hosts)} host(s)",
             hosts=hosts,
-        )
-    for name in world.desired.snapshots:
-        out.verdict(
-            ("Snapshot", name),
-            False,
-            reasons.SNAPSHOTS_NOT_OBSERVED,
-            f"Snapshot {name} is not planned: the node agent's host state does not list "
-            "snapshots, so the controller cannot see whether it exists",
-            stalled=True,
         )
     for key, (reason, message) in world.desired.problems.items():
         out.verdict(key, False, reason, message, stalled=True)
