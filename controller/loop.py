@@ -46,22 +46,31 @@ RECONCILIATION_FAILED = "ReconciliationFailed"
 
 
 class Source(Protocol):
-    """What the loop needs of a source (directory, git)."""
+    """What the loop needs of a source (directory, git).
+
+    `revision` is the cheap check a poller makes: the revision the source holds now,
+    without loading it (a directory's content hash, a git branch's remote head).
+    """
 
     name: str
 
     def snapshot(self) -> Snapshot: ...
 
+    def revision(self) -> str: ...
+
 
 @dataclass(frozen=True)
 class SourceSetting:
-    """A source and how it is applied: `prune` deletes objects removed from it."""
+    """A source and how it is applied: `prune` deletes objects removed from it; with
+    `poll_s`, a running loop checks the source's revision that often and starts a pass
+    as soon as it moved (None: only passes and other triggers read it)."""
 
     source: Source
     type: str
     key_name: str
     prune: bool = False
     settings: dict[str, str] = field(default_factory=dict)
+    poll_s: float | None = None
 
     @property
     def key(self) -> str:
@@ -432,11 +441,17 @@ class Controller:
         stop: threading.Event,
         on_pass: Callable[[PassResult], None] | None = None,
     ) -> None:
-        """Reconcile until `stop` is set; renew leases on their own thread meanwhile."""
+        """Reconcile until `stop` is set; renew leases and poll sources on their own threads."""
         # Grant every reachable host its lease before the first pass: an agent refuses to
         # start HA VMs until it holds one, so the first pass's starts would fail and back off.
         self.leases.renew_due()
         self.leases.start()
+        polled = [s for s in self.sources if s.poll_s]
+        poller = threading.Thread(
+            target=self._poll_sources, args=(polled, stop), name="source-poller", daemon=True
+        )
+        if polled:
+            poller.start()
         try:
             while not stop.is_set():
                 self._wake.clear()
@@ -454,6 +469,27 @@ class Controller:
                 self._sleep(stop, delay)
         finally:
             self.leases.stop()
+            if poller.is_alive():
+                poller.join(timeout=5)
+
+    def _poll_sources(self, settings: list[SourceSetting], stop: threading.Event) -> None:
+        """Trigger a pass whenever a polled source's revision differs from the last one a
+        pass attempted. A source that cannot be read is left to the next pass to report."""
+        due = {s.key: 0.0 for s in settings}
+        while not stop.is_set():
+            for setting in settings:
+                if time.monotonic() < due[setting.key]:
+                    continue
+                due[setting.key] = time.monotonic() + float(setting.poll_s or 0.0)
+                try:
+                    revision = setting.source.revision()
+                    attempted = self.store.get_source(setting.key_name).last_attempted_revision
+                except (SourceError, StoreError, NotFound) as exc:
+                    log.debug("polling %s failed: %s", setting.source.name, exc)
+                    continue
+                if revision != attempted:
+                    self.trigger()
+            stop.wait(max(0.01, min(due.values()) - time.monotonic()))
 
     def _sleep(self, stop: threading.Event, delay: float) -> None:
         """Wait `delay` seconds, or less when triggered or when another writer changed the

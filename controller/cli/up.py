@@ -6,6 +6,7 @@ import logging
 import signal
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -94,10 +95,16 @@ def up(
     api_certs: Annotated[
         Path | None, typer.Option("--api-certs", help="API server certs (TLS); else loopback HTTP")
     ] = None,
+    poll: Annotated[
+        float, typer.Option(help="Seconds between checks of a --git branch for new commits")
+    ] = 1.0,
 ) -> None:
     """Run Corral on this machine: apply the manifests, converge, keep them converged."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     setting = make_source(path, git, branch, subpath, prune, state_dir)
+    if git is not None:
+        # A directory is watched (inotify); a repository can only be asked.
+        setting = replace(setting, poll_s=poll)
     controller = _controller(setting, db, state_dir, certs, resync)
     agents = LocalAgents(libvirt_uri, (state_dir or default_state_dir()) / "logs")
     stop = threading.Event()

@@ -59,6 +59,18 @@ class GitSource:
         ) as exc:
             raise SourceError(self.name, _git_message(exc)) from exc
 
+    def revision(self) -> str:
+        """Return the commit SHA the branch points at in the repository (`git ls-remote`:
+        nothing is fetched); raise SourceError when the repository or branch is unreachable.
+        """
+        try:
+            found = git.cmd.Git().ls_remote(self.url, f"refs/heads/{self.branch}")
+        except git.GitCommandError as exc:
+            raise SourceError(self.name, _git_message(exc)) from exc
+        if not found:
+            raise SourceError(self.name, f"branch {self.branch!r} does not exist")
+        return found.split()[0]
+
     def snapshot(self) -> Snapshot:
         """Return the manifests at the branch head, loaded and validated."""
         with self._lock:

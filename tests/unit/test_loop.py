@@ -83,9 +83,11 @@ class Fleet:
         self.store: Store = open_store(f"sqlite:///{root / 'corral.db'}", clock=self.clock)
         self.controller: Controller | None = None
 
-    def start(self, prune: bool = True, busy_requeue_s: float = 1.0) -> Controller:
+    def start(
+        self, prune: bool = True, busy_requeue_s: float = 1.0, poll_s: float | None = None
+    ) -> Controller:
         source = DirectorySource(self.manifests, name="dir:fleet")
-        setting = SourceSetting(source, "dir", "fleet", prune=prune)
+        setting = SourceSetting(source, "dir", "fleet", prune=prune, poll_s=poll_s)
         self.controller = Controller(
             self.store,
             [setting],
@@ -373,10 +375,11 @@ def test_source_gone_changes_nothing(make_fleet, tmp_path: Path):
     assert fleet.domains("h1") == {"web-1": "running"}
 
 
-def test_run_wakes_on_trigger(make_fleet):
+@pytest.mark.parametrize("wake", ["trigger", "poll"])
+def test_run_wakes_on_a_change(make_fleet, wake: str):
     fleet = make_fleet(["h1"])
     fleet.write("fleet.yaml", host("h1") + NETWORK + vm("web-1"))
-    controller = fleet.start(busy_requeue_s=0.1)
+    controller = fleet.start(busy_requeue_s=0.1, poll_s=0.05 if wake == "poll" else None)
     passes: list[PassResult] = []
     seen = threading.Condition()
 
@@ -393,9 +396,11 @@ def test_run_wakes_on_trigger(make_fleet):
             assert seen.wait_for(lambda: passes and passes[-1].converged, timeout=30)
             count = len(passes)
         fleet.write("more.yaml", vm("web-2"))
-        controller.trigger()
+        if wake == "trigger":
+            controller.trigger()
         with seen:
-            # resync is an hour: only the trigger (or the store watch) can start this pass
+            # The resync interval is an hour and the store did not change: only the
+            # trigger or the source poller can start this pass.
             assert seen.wait_for(lambda: len(passes) > count and passes[-1].converged, 30)
         assert fleet.domains("h1") == {"web-1": "running", "web-2": "running"}
     finally:

@@ -266,3 +266,25 @@ def test_git_remote_gone_after_clone_is_a_source_error(remote: Remote, tmp_path:
     (remote.path / ".git").rename(remote.path / "moved.git")
     with pytest.raises(SourceError, match="git fetch failed"):
         source.snapshot()
+
+
+def test_git_revision_is_the_remote_head_without_fetching(remote: Remote, tmp_path: Path):
+    source = GitSource(str(remote.path), tmp_path / "cache", path="fleet")
+    assert source.revision() == remote.repo.head.commit.hexsha
+    assert not source.workdir.exists()
+    newer = remote.commit("db", {"fleet/db.yaml": vm_manifest("db-1")})
+    assert source.revision() == newer
+
+
+@pytest.mark.parametrize(
+    ("url", "branch", "message"),
+    [
+        pytest.param("{remote}", "release", "branch 'release' does not exist", id="no-branch"),
+        pytest.param("{tmp}/missing", "main", "git ls-remote failed", id="no-repo"),
+    ],
+)
+def test_git_revision_errors(remote: Remote, tmp_path: Path, url, branch, message):
+    url = url.format(remote=remote.path, tmp=tmp_path)
+    source = GitSource(url, tmp_path / "cache", branch=branch, name="git:x")
+    with pytest.raises(SourceError, match=message):
+        source.revision()
