@@ -21,6 +21,7 @@ from typing import Protocol
 
 from controller.agentpool import AgentPool
 from controller.agents import AgentClient
+from controller.balloons import BalloonKeeper
 from controller.conditions import set_condition
 from controller.execute import Executor, Outcome
 from controller.leases import LeaseKeeper
@@ -115,7 +116,13 @@ class Controller:
         busy_requeue_s: float = 1.0,
         max_parallel: int = 8,
         clock: Callable[[], datetime] = utc_now,
+        observe_interval_s: float = 0.0,
+        source_resync_s: float | None = None,
     ) -> None:
+        """`observe_interval_s`: a pass re-reads a host's agent when its last read is older
+        than this, or when the previous pass acted on it (0: every host, every pass).
+        `source_resync_s`: a source whose revision has not moved is loaded and applied
+        again only this often (None: every pass)."""
         self.store = store
         self.sources = list(sources)
         self.pool = pool
@@ -123,8 +130,14 @@ class Controller:
         self.resync_s = resync_s
         self.busy_requeue_s = busy_requeue_s
         self.clock = clock
+        self.observe_interval_s = observe_interval_s
+        self.source_resync_s = source_resync_s
+        self._applied_at: dict[str, tuple[str, float]] = {}
+        self._observed_at: dict[str, float] = {}
+        self._touched: set[str] = set()
         self.executor = Executor(self._client_for_name, max_parallel=max_parallel)
         self.leases = LeaseKeeper(store, self._hosts, self._client_for, holder=identity)
+        self.balloons = BalloonKeeper(store, self._client_for_name, identity)
         self._wake = threading.Event()
         self._failures = 0
         for setting in self.sources:
@@ -143,6 +156,8 @@ class Controller:
         snapshots = []
         for setting in self.sources:
             now = self.clock()
+            if self._source_unchanged(setting):
+                continue
             try:
                 snapshot = setting.source.snapshot()
             except SourceError as exc:
@@ -218,6 +233,20 @@ class Controller:
                 )
         return snapshots
 
+    def _source_unchanged(self, setting: SourceSetting) -> bool:
+        """Return True when the source still holds the revision this controller applied
+        less than `source_resync_s` ago (loading 10,000 manifests again would change
+        nothing). Any doubt (no resync interval, unreadable revision) reads the source."""
+        if self.source_resync_s is None:
+            return False
+        applied = self._applied_at.get(setting.key)
+        if applied is None or time.monotonic() - applied[1] >= self.source_resync_s:
+            return False
+        try:
+            return setting.source.revision() == applied[0]
+        except SourceError:
+            return False
+
     def _source_status(
         self,
         setting: SourceSetting,
@@ -256,6 +285,7 @@ class Controller:
         }
         if applied and snapshot is not None:
             status["appliedRevision"] = snapshot.revision
+            self._applied_at[setting.key] = (snapshot.revision, time.monotonic())
         elif "appliedRevision" in previous:
             status["appliedRevision"] = previous["appliedRevision"]
         revision = snapshot.revision if snapshot else record.last_attempted_revision
@@ -270,7 +300,7 @@ class Controller:
         stored = self.store.list().items
         deleted = self.store.list_deleted()
         hosts = [s.obj for s in stored if isinstance(s.obj, Host)]
-        poll_hosts(self.store, hosts, self._client_for)
+        self._poll(self._due_hosts(hosts))
         desired = self._desired(stored, deleted)
         policy = policy_context(stored)
         first = plan(desired, read_observed(self.store, self.clock()), policy)
@@ -282,20 +312,24 @@ class Controller:
                 revision=desired.revision,
                 summary=summarize_plan(first),
             )
-            outcomes = self.executor.run(first, lambda o: self._record(plan_id, o))
+            recorder = OutcomeRecorder(self.store, plan_id, self.identity)
+            try:
+                outcomes = self.executor.run(first, recorder.add)
+            finally:
+                recorder.flush()
             failed = sum(1 for o in outcomes if not o.ok)
             self.store.finish_plan(plan_id, f"{len(outcomes) - failed} ok, {failed} failed")
             # Status is written from what the agents report after acting, never from
             # what the plan hoped: re-read the hosts, then plan again (pure) for verdicts.
             touched = {a.host for a in first.actions if a.host}
-            poll_hosts(
-                self.store, [h for h in hosts if h.metadata.name in touched], self._client_for
-            )
+            self._touched = touched
+            self._poll([h for h in hosts if h.metadata.name in touched])
             verdict_plan = plan(desired, read_observed(self.store, self.clock()), policy)
         else:
             verdict_plan = first
         failures = {o.action.target: o.error or "failed" for o in outcomes if not o.ok}
         not_ready = self._write_status(stored, deleted, verdict_plan, failures, desired)
+        self.balloons.run(desired, read_observed(self.store, self.clock()), policy)
         return PassResult(
             plan=first,
             outcomes=outcomes,
@@ -303,6 +337,24 @@ class Controller:
             not_ready=not_ready,
             elapsed_s=time.monotonic() - start,
         )
+
+    def _due_hosts(self, hosts: list[Host]) -> list[Host]:
+        """Return the hosts this pass must read: every host whose last read is older than
+        `observe_interval_s`, and the hosts the previous pass acted on."""
+        now = time.monotonic()
+        touched, self._touched = self._touched, set()
+        return [
+            h
+            for h in hosts
+            if h.metadata.name in touched
+            or now - self._observed_at.get(h.metadata.name, -1e18) >= self.observe_interval_s
+        ]
+
+    def _poll(self, hosts: list[Host]) -> None:
+        poll_hosts(self.store, hosts, self._client_for)
+        now = time.monotonic()
+        for host in hosts:
+            self._observed_at[host.metadata.name] = now
 
     def _desired(self, stored: list[StoredObject], deleted: list[StoredObject]) -> Desired:
         revisions = sorted({s.revision for s in stored if s.revision})
@@ -334,13 +386,24 @@ class Controller:
             now=now,
         )
         not_ready = []
+        changed: dict[tuple[str, str], dict] = {}
+        changes: list[tuple[str, str, str, str, str]] = []
         for key, status in statuses.items():
             previous = by_key[key].obj.status
-            self.store.put_status(key[0], key[1], status.model_dump(mode="json", by_alias=True))
+            # An equal status would be hashed and compared by the store only to be
+            # skipped: at 10,000 objects that is most of a no-op pass.
+            if status != previous:
+                changed[key] = status.model_dump(mode="json", by_alias=True)
             ready = status.condition(ConditionType.READY.value)
             if ready is None or ready.status is not ConditionStatus.TRUE:
                 not_ready.append(f"{key[0]}/{key[1]}")
-            self._condition_event(key, previous, status)
+            event = self._condition_event(key, previous, status)
+            if event is not None:
+                changes.append(event)
+        if changed:
+            self.store.put_statuses(changed)
+        if changes:
+            self.store.record_events(changes, identity=self.identity)
         # A deleted object whose traces are all gone from the hosts is purged for good.
         pending = {a.target for a in verdicts.actions}
         for tomb in deleted:
@@ -358,8 +421,9 @@ class Controller:
                 )
         return sorted(not_ready)
 
-    def _condition_event(self, key, previous, status) -> None:
-        """Record an event when the Ready or Stalled condition changes reason or status."""
+    def _condition_event(self, key, previous, status) -> tuple[str, str, str, str, str] | None:
+        """Return the event to record when the Ready or Stalled condition changes reason or
+        status, as (kind, name, type, reason, message); None when neither changed."""
         for type_ in (ConditionType.STALLED.value, ConditionType.READY.value):
             new = status.condition(type_)
             old = previous.condition(type_) if previous is not None else None
@@ -374,35 +438,8 @@ class Controller:
                 and old is not None
                 and old.status is ConditionStatus.TRUE
             )
-            self.store.record_event(
-                key[0],
-                key[1],
-                "Warning" if warning else "Normal",
-                new.reason,
-                new.message,
-                identity=self.identity,
-            )
-            return
-
-    def _record(self, plan_id: int, outcome: Outcome) -> None:
-        action = outcome.action
-        self.store.record_outcome(plan_id, outcome.index, outcome.ok, outcome.error)
-        if outcome.skipped:
-            return
-        kind, name = action.target
-        if outcome.ok:
-            self.store.record_event(
-                kind, name, "Normal", action.reason, action.message, identity=self.identity
-            )
-        else:
-            self.store.record_event(
-                kind,
-                name,
-                "Warning",
-                f"{action.type.value}Failed",
-                f"{action.message} — failed: {outcome.error}",
-                identity=self.identity,
-            )
+            return (key[0], key[1], "Warning" if warning else "Normal", new.reason, new.message)
+        return None
 
     def _requeue_after(self, first: Plan, outcomes: list[Outcome], after: Plan) -> float:
         if any(not o.ok and not o.skipped for o in outcomes):
@@ -510,6 +547,58 @@ class Controller:
             return self.store.revision()
         except StoreError:
             return -1
+
+
+class OutcomeRecorder:
+    """Records a plan's outcomes and their events in batches, as the executor reports them.
+
+    One transaction per outcome and one per event cost more than the agent calls at
+    fleet scale. A crash loses at most the last unflushed batch of history: the next
+    pass re-reads the hosts and plans from what they report, never from this record.
+    """
+
+    def __init__(
+        self, store: Store, plan_id: int, identity: str, batch: int = 200, every_s: float = 1.0
+    ) -> None:
+        self.store = store
+        self.plan_id = plan_id
+        self.identity = identity
+        self.batch = batch
+        self.every_s = every_s
+        self._outcomes: list[tuple[int, bool, str | None]] = []
+        self._events: list[tuple[str, str, str, str, str]] = []
+        self._flushed = time.monotonic()
+
+    def add(self, outcome: Outcome) -> None:
+        """Take one outcome; write the batch when it is full or old enough."""
+        action = outcome.action
+        self._outcomes.append((outcome.index, outcome.ok, outcome.error))
+        if not outcome.skipped:
+            kind, name = action.target
+            if outcome.ok:
+                self._events.append((kind, name, "Normal", action.reason, action.message))
+            else:
+                self._events.append(
+                    (
+                        kind,
+                        name,
+                        "Warning",
+                        f"{action.type.value}Failed",
+                        f"{action.message} — failed: {outcome.error}",
+                    )
+                )
+        if len(self._outcomes) >= self.batch or time.monotonic() - self._flushed >= self.every_s:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write every outcome and event taken since the last flush."""
+        outcomes, self._outcomes = self._outcomes, []
+        events, self._events = self._events, []
+        self._flushed = time.monotonic()
+        if outcomes:
+            self.store.record_outcomes(self.plan_id, outcomes)
+        if events:
+            self.store.record_events(events, identity=self.identity)
 
 
 def policy_context(stored: list[StoredObject]) -> PolicyContext:

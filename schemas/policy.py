@@ -76,6 +76,29 @@ class Overcommit(CorralModel):
     memory_ratio: float = Field(default=1.0, ge=1.0, le=4.0)
 
 
+class MemoryBalloon(CorralModel):
+    """Memory overcommit by ballooning (oVirt's MOM) on the hosts the policy governs.
+
+    When a host's free memory falls below `lowFreePercent` of its memory, the balloons of
+    running VMs with guaranteedMemory below memory shrink towards guaranteedMemory (the
+    largest headroom first, at most `stepPercent` of a VM's memory per adjustment); above
+    `highFreePercent` they grow back towards memory. VMs need a balloon device (set
+    maxMemory). With it enabled, the scheduler counts a VM's guaranteedMemory, not its
+    memory, against the host.
+    """
+
+    enabled: bool = False
+    low_free_percent: int = Field(default=10, ge=0, le=100)
+    high_free_percent: int = Field(default=30, ge=0, le=100)
+    step_percent: int = Field(default=10, ge=1, le=100)
+
+    @model_validator(mode="after")
+    def _marks(self) -> MemoryBalloon:
+        if self.low_free_percent >= self.high_free_percent:
+            raise ValueError("lowFreePercent must be below highFreePercent")
+        return self
+
+
 class DisruptionBudget(CorralModel):
     """How many live migrations may run at once, per host and in the whole fleet."""
 
@@ -99,6 +122,7 @@ class SchedulingPolicySpec(CorralModel):
     weights: list[Weight] = Field(default_factory=_default_weights)
     balancer: Balancer = Field(default_factory=Balancer)
     overcommit: Overcommit = Field(default_factory=Overcommit)
+    memory_balloon: MemoryBalloon = Field(default_factory=MemoryBalloon)
     disruption_budget: DisruptionBudget = Field(default_factory=DisruptionBudget)
     ha_restart_margin_s: int = Field(default=5, ge=0, le=600)
 

@@ -238,6 +238,15 @@ def _define(
     )
 
 
+def ballooned(vm: DesiredVM, domain: DomainState) -> bool:
+    """Return True when the running domain's memory is a balloon between the VM's guaranteed
+    memory and its memory (set by the MOM policy, controller.mom): not a change to undo."""
+    live, spec = domain.live, vm.spec
+    if live is None or live.max_memory_mib is None or not spec.guaranteed_memory:
+        return False
+    return spec.guaranteed_memory <= live.memory_mib * 2**20 <= (spec.memory or 0)
+
+
 def _stop(out: PlanBuilder, vm: DesiredVM, host: str, reason: str, why: str) -> None:
     out.add(
         ActionType.STOP_VM,
@@ -254,6 +263,8 @@ def _running(
 ) -> None:
     key = ("VirtualMachine", vm.name)
     cold = list(spec_drift(desired, domain.live)) if domain.live is not None else []
+    if "memory_mib" in cold and ballooned(vm, domain):
+        cold.remove("memory_mib")
     if cold:
         policy = vm.spec.update_policy.restart if vm.spec.update_policy else RestartPolicy.NEVER
         fields = ", ".join(cold)
