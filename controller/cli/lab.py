@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from controller.lab.agents import AGENT_PORT, LabAgents
 from controller.lab.guest import GuestBuildError, cache_dir_default, ensure_tiny_guest
 from controller.lab.hostconf import LabConfigError
 from controller.lab.libvirtd import DEFAULT_LAB_NAME, DEFAULT_SUBNET, Lab, LabError
@@ -53,15 +54,46 @@ def up(
     hosts: int = typer.Option(2, "--hosts", help="Number of hosts."),
     name: str = NameOption,
     subnet: str = SubnetOption,
+    agents: bool = typer.Option(True, "--agents/--no-agents", help="Run a Corral agent in each."),
+    lease_ttl: int = typer.Option(10, "--lease-ttl", help="Lease TTL (s) in the Host manifests."),
 ) -> None:
-    """Start (or repair) hosts 1..N, each with its own libvirtd, and print their URIs."""
+    """Start (or repair) hosts 1..N, each with its own libvirtd and Corral agent (mTLS), print
+    their URIs, and write their Host manifests (see `corral lab manifests`)."""
     _require_root()
     try:
-        started = Lab(name, subnet).up(hosts)
+        lab = Lab(name, subnet)
+        started = lab.up(hosts)
+        if agents:
+            lab_agents = LabAgents(lab, lease_ttl_s=lease_ttl)
+            lab_agents.up([host.name for host in started])
+            manifests = lab.root / "hosts.yaml"
+            manifests.write_text(lab_agents.host_manifests(lease_ttl))
     except (LabConfigError, LabError, LabCommandError) as exc:
         _fail(str(exc))
     for host in started:
         typer.echo(f"{host.name}\t{host.ip}\t{host.uri}\tnsenter -t {host.anchor_pid} -m -n")
+    if agents:
+        typer.echo(
+            f"agents: https://IP:{AGENT_PORT} (mTLS); Host manifests: {manifests}; controller "
+            f"certs: {lab_agents.certs / 'controller'}",
+            err=True,
+        )
+
+
+@lab_app.command("manifests")
+def manifests(
+    name: str = NameOption,
+    subnet: str = SubnetOption,
+    lease_ttl: int = typer.Option(10, "--lease-ttl", help="Lease TTL (s) of each Host."),
+) -> None:
+    """Print the Host manifests of the lab's hosts (agent addresses, TCG, lease fencing)."""
+    try:
+        lab = Lab(name, subnet)
+        if not lab.hosts:
+            _fail(f"lab {name}: no hosts (corral lab up)")
+        typer.echo(LabAgents(lab).host_manifests(lease_ttl), nl=False)
+    except LabConfigError as exc:
+        _fail(str(exc))
 
 
 @lab_app.command("status")
@@ -82,7 +114,9 @@ def down(name: str = NameOption, subnet: str = SubnetOption) -> None:
     """Remove every namespace, link, process and dir of the lab (also after a crash)."""
     _require_root()
     try:
-        Lab(name, subnet).down()
+        lab = Lab(name, subnet)
+        LabAgents(lab).remove_cuts()
+        lab.down()  # kills the agents with every other process in the lab's namespaces
     except (LabConfigError, LabError, LabCommandError) as exc:
         _fail(str(exc))
     typer.echo(f"lab {name}: down")

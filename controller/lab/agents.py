@@ -14,6 +14,7 @@ started detached, so they outlive the process that started them (`corral lab up`
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import signal
 import subprocess
@@ -21,6 +22,8 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from ruamel.yaml import YAML
 
 from controller.agents import AgentClient, AgentUnavailable
 from controller.lab import netns
@@ -98,6 +101,28 @@ class LabAgents:
             connect_timeout_s=2.0,
             timeout_s=timeout_s,
         )
+
+    def host_manifests(self, lease_ttl_s: int = 10) -> str:
+        """Returns YAML of every live host's Host manifest, ready for `corral up DIR`/apply."""
+        docs = []
+        for host in self.lab.hosts:
+            data = self.host_manifest(host.name, lease_ttl_s).model_dump(
+                mode="json", by_alias=True, exclude_none=True, exclude={"status"}
+            )
+            data["metadata"].pop("annotations", None)
+            data["spec"] = {
+                "address": data["spec"]["address"],
+                "virtualization": data["spec"]["virtualization"],
+                "fencing": {"method": "lease", "leaseTtlS": lease_ttl_s},
+            }
+            out = io.StringIO()
+            YAML().dump(data, out)
+            docs.append(out.getvalue())
+        header = (
+            f"# Hosts of lab {self.lab.name}: agents serve mutual TLS; run the controller with\n"
+            f"# --certs {self.certs / 'controller'}\n"
+        )
+        return header + "---\n".join(docs)
 
     def host_manifest(
         self, name: str, lease_ttl_s: int = 10, labels: dict[str, str] | None = None
@@ -233,7 +258,7 @@ class LabAgents:
         lab's firewall table (see `cut`)."""
         for host in self.lab.hosts:
             self.stop(host.name)
-        self._remove_table()
+        self.remove_cuts()
 
     # -- faults ----------------------------------------------------------------------------
 
@@ -275,7 +300,8 @@ class LabAgents:
             if f"ip daddr {ip} " in line and "handle" in line
         ]
 
-    def _remove_table(self) -> None:
+    def remove_cuts(self) -> None:
+        """Removes the lab's nftables table, lifting every cut (no error if there is none)."""
         tables = netns.run(["nft", "list", "tables"], check=False)
         if f"inet {self.nft_table}" in tables:
             netns.run(["nft", "delete", "table", "inet", self.nft_table])

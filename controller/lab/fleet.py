@@ -116,6 +116,27 @@ def anti_affinity(name: str, vms: Sequence[str]) -> AffinityGroup:
     )
 
 
+def reset_lab(lab: Lab, agents: LabAgents) -> None:
+    """Brings every host back (link up, agent port open, libvirtd, agent) and removes every
+    domain on it and its serial log: a clean lab for the next proof."""
+    for host in lab.hosts:
+        lab.heal(host.name)
+        agents.reconnect(host.name)
+        lab.start_host(host.name)
+    agents.up()
+    for host in lab.hosts:
+        conn = libvirt.open(host.socket_uri)
+        try:
+            for dom in conn.listAllDomains():
+                with contextlib.suppress(libvirt.libvirtError):
+                    dom.destroy()
+                with contextlib.suppress(libvirt.libvirtError):
+                    dom.undefine()
+                host.outside(serial_log(dom.name())).unlink(missing_ok=True)
+        finally:
+            conn.close()
+
+
 class LabFleet:
     """The real Controller reconciling a lab through its agents; `start`/`stop` its loop.
 

@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Iterator
-from contextlib import suppress
 from pathlib import Path
 
-import libvirt
 import pytest
 
 from controller.lab.agents import LabAgents
-from controller.lab.fleet import LabFleet, lab_policy, serial_log
+from controller.lab.fleet import LabFleet, lab_policy, reset_lab
 from controller.lab.libvirtd import Lab
 from schemas.host import Host
 from tests.helpers.prereq import host_skip_reason
@@ -57,27 +55,6 @@ def ha_lab_fixture() -> Iterator[tuple[Lab, LabAgents]]:
         lab.down()
 
 
-def restore_hosts(lab: Lab, agents: LabAgents) -> None:
-    """Brings every host back (link up, agent port open, libvirtd, agent) and removes every
-    domain on it."""
-    for host in lab.hosts:
-        lab.heal(host.name)
-        agents.reconnect(host.name)
-        lab.start_host(host.name)
-    agents.up()
-    for host in lab.hosts:
-        conn = libvirt.open(host.socket_uri)
-        try:
-            for dom in conn.listAllDomains():
-                with suppress(libvirt.libvirtError):
-                    dom.destroy()
-                with suppress(libvirt.libvirtError):
-                    dom.undefine()
-                host.outside(serial_log(dom.name())).unlink(missing_ok=True)
-        finally:
-            conn.close()
-
-
 @pytest.fixture(name="fleet")
 def fleet_fixture(ha_lab: tuple[Lab, LabAgents], tmp_path: Path) -> Iterator[LabFleet]:
     """Yields a fresh controller over the lab's hosts (TTL 5 s, HA margin 2 s), not started.
@@ -85,7 +62,7 @@ def fleet_fixture(ha_lab: tuple[Lab, LabAgents], tmp_path: Path) -> Iterator[Lab
     Afterwards (also on failure) the controller stops and every host is restored and emptied.
     """
     lab, agents = ha_lab
-    restore_hosts(lab, agents)
+    reset_lab(lab, agents)
     fleet = LabFleet(lab, agents, tmp_path / "state")
     try:
         fleet.apply(host_objects(agents))
@@ -93,7 +70,7 @@ def fleet_fixture(ha_lab: tuple[Lab, LabAgents], tmp_path: Path) -> Iterator[Lab
         yield fleet
     finally:
         fleet.close()
-        restore_hosts(lab, agents)
+        reset_lab(lab, agents)
 
 
 def host_objects(
