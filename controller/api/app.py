@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from controller.api.actions import action_router
 from controller.api.auth import require
+from controller.api.console import console_router
 from controller.api.errors import (
     INTERNAL,
     ApiError,
@@ -83,7 +84,13 @@ def api_routes() -> tuple[BaseRoute, ...]:
     FastAPI's analysis of ~90 routes takes a noticeable part of a second, so every
     app shares them.
     """
-    routers = [*object_routers(), action_router(), history_router(), watch_router()]
+    routers = [
+        *object_routers(),
+        action_router(),
+        history_router(),
+        watch_router(),
+        console_router(),
+    ]
     return tuple(route for router in routers for route in router.routes)
 
 

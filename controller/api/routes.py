@@ -6,7 +6,7 @@ import typing
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from controller.api.auth import require
@@ -15,7 +15,7 @@ from controller.api.errors import BAD_REQUEST, METHOD_NOT_ALLOWED, ApiError, Det
 from controller.api.objects import ObjectService
 from controller.api.rbac import Identity, Verb
 from controller.api.selectors import SelectorError, parse_selector
-from controller.api.serialize import list_json, object_json
+from controller.api.serialize import list_bytes, object_json
 from controller.store import InvalidInput
 from schemas.kinds import KINDS, PLURALS
 
@@ -108,7 +108,7 @@ def kind_router(kind: str) -> APIRouter:
         except InvalidInput as exc:
             message = f"continue: {exc}"
             raise ApiError(400, BAD_REQUEST, message, (Detail("continue", message),)) from exc
-        return JSONResponse(list_json(kind, page, revision))
+        return Response(list_bytes(kind, page, revision), media_type="application/json")
 
     @router.post(
         "",
