@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -13,6 +15,9 @@ from controller.plan.model import HostObservation, Observed
 from controller.store import ObservedHost, Store
 from nodeagent.models import HostState
 from schemas.host import Host
+
+WRITE_BATCH = 100
+"""Observations written per transaction."""
 
 
 def poll_hosts(
@@ -36,14 +41,45 @@ def poll_hosts(
             return host.metadata.name, None, str(exc)
 
     errors: dict[str, str | None] = {}
+    if not hosts:
+        return errors
+    batch: list[tuple[str, bool, dict[str, Any] | None, str | None]] = []
     with ThreadPoolExecutor(max_workers=max(1, min(max_parallel, len(hosts)))) as pool:
         for name, state, error in pool.map(read, hosts):
             if state is not None:
-                store.put_observed(name, True, state.model_dump(mode="json"))
+                batch.append((name, True, state.model_dump(mode="json"), None))
             else:
-                store.put_observed(name, False, None, error)
+                batch.append((name, False, None, error))
             errors[name] = error
+            if len(batch) >= WRITE_BATCH:
+                store.put_observed_many(batch)
+                batch = []
+    if batch:
+        store.put_observed_many(batch)
     return errors
+
+
+class _ParsedStates:
+    """HostStates parsed from stored state dicts, reused while the store hands back the
+    same dict (it does for an unchanged state): parsing 1,000 hosts' states costs about a
+    second, and the planner's memos key on the identity of the parsed domains."""
+
+    def __init__(self) -> None:
+        self._by_host: dict[str, tuple[dict[str, Any], HostState]] = {}
+        self._lock = threading.Lock()
+
+    def parse(self, host: str, doc: dict[str, Any]) -> HostState:
+        with self._lock:
+            hit = self._by_host.get(host)
+        if hit is not None and hit[0] is doc:
+            return hit[1]
+        state = HostState.model_validate(doc)
+        with self._lock:
+            self._by_host[host] = (doc, state)
+        return state
+
+
+_PARSED = _ParsedStates()
 
 
 def to_observation(row: ObservedHost) -> HostObservation:
@@ -52,7 +88,7 @@ def to_observation(row: ObservedHost) -> HostObservation:
     error = row.last_error
     if row.state is not None:
         try:
-            state = HostState.model_validate(row.state)
+            state = _PARSED.parse(row.host, row.state)
         except ValidationError as exc:
             error = f"stored state does not parse: {exc.error_count()} errors"
     return HostObservation(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from controller.store.changes import ChangeDraft
@@ -103,6 +103,87 @@ def record_event(
         op = "created"
     stored = conn.execute(select(events).where(events.c.id == event_id)).one()
     return to_event(stored), [ChangeDraft("event", op, kind, name, event_id)]
+
+
+def record_events(
+    conn: Connection,
+    items: list[tuple[str, str, str, str, str]],
+    component: str,
+    identity: str | None,
+    now: datetime,
+    window: timedelta,
+) -> list[ChangeDraft]:
+    """Record many (kind, name, type, reason, message) events as `record_event` does each,
+    with one query to find repeats, one bulk update and one bulk insert; return the changes.
+
+    Repeats within the batch count up the same event. Repeats are locked (FOR UPDATE on
+    PostgreSQL) as `record_event` locks them.
+    """
+    for kind, name, type_, reason, _message in items:
+        _validate(type_, reason, kind, name, component)
+    names = sorted({name for _kind, name, *_rest in items})
+    found: dict[tuple[str, str, str, str, str], Any] = {}
+    for start in range(0, len(names), 500):
+        query = (
+            select(events)
+            .where(
+                events.c.object_name.in_(names[start : start + 500]),
+                events.c.last_seen >= now - window,
+            )
+            .order_by(events.c.last_seen, events.c.id)
+            .with_for_update()
+        )
+        for row in conn.execute(query):
+            found[(row.object_kind, row.object_name, row.type, row.reason, row.message)] = row
+    bumps: dict[int, int] = {}
+    new: dict[tuple[str, str, str, str, str], int] = {}
+    for item in items:
+        row = found.get(item)
+        if row is not None:
+            bumps[row.id] = bumps.get(row.id, 0) + 1
+        else:
+            new[item] = new.get(item, 0) + 1
+    drafts: list[ChangeDraft] = []
+    if bumps:
+        conn.execute(
+            update(events)
+            .where(events.c.id == bindparam("event_id"))
+            .values(
+                count=events.c.count + bindparam("bump"),
+                last_seen=now,
+                identity=func.coalesce(bindparam("who"), events.c.identity),
+            ),
+            [{"event_id": i, "bump": n, "who": identity} for i, n in bumps.items()],
+        )
+        by_id = {row.id: row for row in found.values()}
+        drafts += [
+            ChangeDraft("event", "updated", by_id[i].object_kind, by_id[i].object_name, i)
+            for i in bumps
+        ]
+    if new:
+        rows = [
+            {
+                "type": type_,
+                "reason": reason,
+                "message": message,
+                "object_kind": kind,
+                "object_name": name,
+                "count": n,
+                "first_seen": now,
+                "last_seen": now,
+                "component": component,
+                "identity": identity,
+            }
+            for (kind, name, type_, reason, message), n in new.items()
+        ]
+        ids = conn.execute(
+            insert(events).returning(events.c.id, sort_by_parameter_order=True), rows
+        ).scalars()
+        drafts += [
+            ChangeDraft("event", "created", row["object_kind"], row["object_name"], event_id)
+            for row, event_id in zip(rows, ids, strict=True)
+        ]
+    return drafts
 
 
 def list_events(

@@ -25,12 +25,12 @@ def _row(conn: Connection, host: str) -> Any:
     return conn.execute(select(observed).where(observed.c.host == host)).first()
 
 
-def to_observed(row: Any) -> ObservedHost:
-    """Return the record of an observed row."""
+def to_observed(row: Any, state: dict[str, Any] | None = None) -> ObservedHost:
+    """Return the record of an observed row (`state` given when the row was read without it)."""
     return ObservedHost(
         host=row.host,
         reachable=row.reachable,
-        state=row.state,
+        state=state if state is not None else getattr(row, "state", None),
         last_seen=row.last_seen,
         last_error=row.last_error,
         lease_sent_at=row.lease_sent_at,
@@ -39,6 +39,7 @@ def to_observed(row: Any) -> ObservedHost:
         lease_epoch=row.lease_epoch,
         power_fenced_at=row.power_fenced_at,
         updated_at=row.updated_at,
+        state_hash=row.state_hash,
     )
 
 
@@ -127,9 +128,32 @@ def get_observed(conn: Connection, host: str) -> ObservedHost:
     return to_observed(row)
 
 
-def list_observed(conn: Connection) -> list[ObservedHost]:
-    """Return every host's observation, by host name."""
-    return [to_observed(r) for r in conn.execute(select(observed).order_by(observed.c.host))]
+def list_observed(
+    conn: Connection, states: dict[str, tuple[str, dict[str, Any]]] | None = None
+) -> list[ObservedHost]:
+    """Return every host's observation, by host name.
+
+    With `states` (host -> (state hash, state) of an earlier listing, updated in place),
+    a state document is read and decoded only when its hash moved: the same dict comes
+    back for an unchanged state, so parsed views of it can be reused by identity.
+    """
+    if states is None:
+        return [to_observed(r) for r in conn.execute(select(observed).order_by(observed.c.host))]
+    columns = [c for c in observed.c if c.key != "state"]
+    rows = conn.execute(select(*columns).order_by(observed.c.host)).all()
+    stale = [
+        r.host
+        for r in rows
+        if r.state_hash is not None and states.get(r.host, ("",))[0] != r.state_hash
+    ]
+    for start in range(0, len(stale), 200):
+        chunk = stale[start : start + 200]
+        query = select(observed.c.host, observed.c.state_hash, observed.c.state)
+        for r in conn.execute(query.where(observed.c.host.in_(chunk))):
+            states[r.host] = (r.state_hash, r.state)
+    for host in set(states) - {r.host for r in rows}:
+        del states[host]
+    return [to_observed(r, states[r.host][1] if r.state_hash is not None else None) for r in rows]
 
 
 def delete_observed(conn: Connection, host: str) -> bool:

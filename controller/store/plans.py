@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from controller.store.canonical import to_document
@@ -42,10 +43,21 @@ def _action_count(conn: Connection, plan_id: int) -> int:
 
 
 def record_outcome(
-    conn: Connection, plan_id: int, index: int, ok: bool, error: str | None, now: datetime
+    conn: Connection,
+    plan_id: int,
+    index: int,
+    ok: bool,
+    error: str | None,
+    now: datetime,
+    count: int | None = None,
 ) -> None:
-    """Record how action `index` of a plan ended; recording it again replaces the outcome."""
-    count = _action_count(conn, plan_id)
+    """Record how action `index` of a plan ended; recording it again replaces the outcome.
+
+    `count` is the plan's number of actions when the caller knows it (reading it decodes
+    every action of the plan: at 30,000 actions that is most of the cost of an outcome).
+    """
+    if count is None:
+        count = _action_count(conn, plan_id)
     if not 0 <= index < count:
         raise InvalidInput("index", f"plan {plan_id} has {count} actions, got index {index}")
     upsert(
@@ -55,6 +67,32 @@ def record_outcome(
         keys=["plan_id", "action_index"],
         update_columns=["ok", "error", "at"],
     )
+
+
+def record_outcomes(
+    conn: Connection,
+    plan_id: int,
+    outcomes: Sequence[tuple[int, bool, str | None]],
+    now: datetime,
+    count: int | None = None,
+) -> None:
+    """Record many (index, ok, error) outcomes of one plan as `record_outcome` does each."""
+    if count is None:
+        count = _action_count(conn, plan_id)
+    latest: dict[int, dict[str, Any]] = {}
+    for index, ok, error in outcomes:
+        if not 0 <= index < count:
+            raise InvalidInput("index", f"plan {plan_id} has {count} actions, got index {index}")
+        latest[index] = {"plan_id": plan_id, "action_index": index, "ok": ok, "error": error}
+    if not latest:
+        return
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(plan_outcomes).values(at=now)
+    statement = statement.on_conflict_do_update(
+        index_elements=["plan_id", "action_index"],
+        set_={col: statement.excluded[col] for col in ("ok", "error", "at")},
+    )
+    conn.execute(statement, list(latest.values()))
 
 
 def finish_plan(conn: Connection, plan_id: int, summary: str | None, now: datetime) -> None:

@@ -132,6 +132,7 @@ class ObservedHost:
     lease_epoch: int
     power_fenced_at: datetime | None
     updated_at: datetime
+    state_hash: str | None = None
 
 
 @dataclass(frozen=True)

@@ -72,6 +72,9 @@ class Store:
         self._url = url
         self._clock = clock
         self.event_window = event_window
+        self._decoded = object_reads.DecodedRows()
+        self._states: dict[str, tuple[str, dict[str, Any]]] = {}
+        self._plan_sizes: dict[int, int] = {}
 
     @property
     def url(self) -> str:
@@ -150,10 +153,16 @@ class Store:
         continue_token: str | None = None,
         source: str | None = None,
     ) -> Page:
-        """Return live objects by (kind, name); pass the page's continue_token for the next."""
+        """Return live objects by (kind, name); pass the page's continue_token for the next.
+
+        A whole listing (no kind, selector, source or page) hands back the very records of
+        the previous one for rows that did not change since.
+        """
+        whole = kind is None and label_selector is None and source is None
+        cache = self._decoded if whole and limit is None and continue_token is None else None
         with self._read() as conn:
             return object_reads.list_objects(
-                conn, kind, label_selector, source, limit, continue_token
+                conn, kind, label_selector, source, limit, continue_token, cache=cache
             )
 
     def list_deleted(self, kind: str | None = None) -> list[StoredObject]:
@@ -206,6 +215,15 @@ class Store:
             drafts.extend(written)
             return bool(written)
 
+    def put_statuses(self, items: Mapping[tuple[str, str], Any]) -> list[tuple[str, str]]:
+        """Store many statuses in one transaction, each as `put_status`; return those written."""
+        if not items:
+            return []
+        with self._write() as (conn, now, drafts):
+            written = status.put_statuses(conn, items, now)
+            drafts.extend(written)
+            return [(d.kind, d.name) for d in written]
+
     def get_status(self, kind: str, name: str) -> StoredStatus | None:
         """Return the object's status and its version (None if never written)."""
         with self._read() as conn:
@@ -250,9 +268,22 @@ class Store:
             return observed.get_observed(conn, host)
 
     def list_observed(self) -> list[ObservedHost]:
-        """Return every observed host."""
+        """Return every observed host; an unchanged state is the same dict as last time."""
         with self._read() as conn:
-            return observed.list_observed(conn)
+            return observed.list_observed(conn, self._states)
+
+    def put_observed_many(
+        self, observations: Sequence[tuple[str, bool, Mapping[str, Any] | Any | None, str | None]]
+    ) -> int:
+        """Record (host, reachable, state, error) observations in one transaction, each as
+        `put_observed` does; return how many moved."""
+        with self._write() as (conn, now, drafts):
+            moved = 0
+            for host, reachable, state, error in observations:
+                written = observed.put_observed(conn, host, reachable, now, state, error)
+                drafts.extend(written)
+                moved += bool(written)
+            return moved
 
     def delete_observed(self, host: str) -> bool:
         """Forget a host's observation; return whether there was one."""
@@ -291,6 +322,19 @@ class Store:
             drafts.extend(written)
             return event
 
+    def record_events(self, items: Sequence[tuple[str, str, str, str, str]], **kw: Any) -> int:
+        """Record (kind, name, type, reason, message) events in one transaction, each as
+        `record_event` does (`component`, `identity` as keywords); return how many."""
+        component = kw.get("component", "controller")
+        identity = kw.get("identity")
+        if not items:
+            return 0
+        with self._write() as (conn, now, drafts):
+            drafts.extend(
+                events.record_events(conn, list(items), component, identity, now, self.event_window)
+            )
+        return len(items)
+
     def list_events(
         self,
         kind: str | None = None,
@@ -319,12 +363,22 @@ class Store:
     ) -> int:
         """Store a plan's actions; return the plan id outcomes are recorded against."""
         with self._write() as (conn, now, _drafts):
-            return plans.record_plan(conn, actions, source, revision, summary, now)
+            plan_id = plans.record_plan(conn, actions, source, revision, summary, now)
+        if len(self._plan_sizes) >= 1000:
+            self._plan_sizes.clear()
+        self._plan_sizes[plan_id] = len(actions)
+        return plan_id
 
     def record_outcome(self, plan_id: int, index: int, ok: bool, error: str | None = None) -> None:
         """Record how action `index` of the plan ended (again: replaced)."""
+        self.record_outcomes(plan_id, [(index, ok, error)])
+
+    def record_outcomes(
+        self, plan_id: int, outcomes: Sequence[tuple[int, bool, str | None]]
+    ) -> None:
+        """Record (index, ok, error) outcomes of one plan in one transaction."""
         with self._write() as (conn, now, _drafts):
-            plans.record_outcome(conn, plan_id, index, ok, error, now)
+            plans.record_outcomes(conn, plan_id, outcomes, now, self._plan_sizes.get(plan_id))
 
     def finish_plan(self, plan_id: int, summary: str | None = None) -> None:
         """Mark the plan finished, with a final summary when given."""
