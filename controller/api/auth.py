@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
 from controller.api.errors import FORBIDDEN, UNAUTHORIZED, ApiError
 from controller.api.rbac import ROLE_VERBS, Identity, Role, Verb
@@ -12,13 +13,20 @@ from controller.api.rbac import ROLE_VERBS, Identity, Role, Verb
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="corral"'}
 
 
-def authenticate(request: Request) -> Identity:
-    """Return the caller's identity; 401 (saying nothing of what exists) otherwise."""
+async def authenticate(request: Request) -> Identity:
+    """Return the caller's identity; 401 (saying nothing of what exists) otherwise.
+
+    A token verified in the last seconds is answered from memory on the event loop;
+    only a cache miss reads the database (on a worker thread).
+    """
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     identity = None
     if scheme.lower() == "bearer" and token.strip():
-        identity = request.app.state.tokens.authenticate(token.strip())
+        tokens = request.app.state.tokens
+        identity = tokens.authenticate_cached(token.strip())
+        if identity is False:
+            identity = await run_in_threadpool(tokens.authenticate, token.strip())
     if identity is None:
         raise ApiError(401, UNAUTHORIZED, "a valid bearer token is required", headers=_CHALLENGE)
     request.state.identity = identity
@@ -28,7 +36,7 @@ def authenticate(request: Request) -> Identity:
 def require(verb: Verb) -> Callable[..., Identity]:
     """Return a dependency that authenticates and checks the caller's role allows `verb`."""
 
-    def check(identity: Identity = Depends(authenticate)) -> Identity:
+    async def check(identity: Identity = Depends(authenticate)) -> Identity:
         if not identity.may(verb):
             raise ApiError(
                 403,

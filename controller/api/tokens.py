@@ -156,19 +156,30 @@ class TokenStore:
             self._cache.clear()
         return bool(done)
 
-    def authenticate(self, token: str) -> Identity | None:
-        """Return the identity of a valid, unrevoked token, else None (never saying why)."""
+    def authenticate_cached(self, token: str) -> Identity | bool | None:
+        """Return the identity of a token verified within CACHE_TTL_S, None for a token
+        that cannot be valid, or False when the database must be asked (no I/O here)."""
         match = TOKEN_RE.match(token)
         secret_hash = hash_secret(match.group(2) if match else token)
         if not match:
             hmac.compare_digest(secret_hash, _DUMMY_HASH)
             return None
+        with self._lock:
+            cached = self._cache.get(match.group(1))
+        if cached and cached[0] > time.monotonic():
+            return cached[1] if hmac.compare_digest(secret_hash, cached[2]) else None
+        return False
+
+    def authenticate(self, token: str) -> Identity | None:
+        """Return the identity of a valid, unrevoked token, else None (never saying why)."""
+        cached = self.authenticate_cached(token)
+        if cached is not False:
+            return cached
+        match = TOKEN_RE.match(token)
+        assert match is not None
+        secret_hash = hash_secret(match.group(2))
         token_id = match.group(1)
         now = time.monotonic()
-        with self._lock:
-            cached = self._cache.get(token_id)
-        if cached and cached[0] > now:
-            return cached[1] if hmac.compare_digest(secret_hash, cached[2]) else None
         with mapped_errors(self._url), self._engine.connect() as conn:
             row = conn.execute(select(tokens_table).where(tokens_table.c.id == token_id)).first()
         stored = row.token_hash if row is not None and row.revoked_at is None else _DUMMY_HASH
