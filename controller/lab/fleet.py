@@ -346,7 +346,7 @@ class DomainSampler:
             if conn is None:
                 conn = self._conns[name] = libvirt.open(uri)
             doms = conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_RUNNING)
-            return frozenset(d.name() for d in doms if d.state()[0] == libvirt.VIR_DOMAIN_RUNNING)
+            return frozenset(d.name() for d in doms)
         except libvirt.libvirtError:
             # A killed host's libvirtd: nothing of it runs (its QEMUs died with it).
             self.errors += 1

@@ -16,6 +16,8 @@ from controller.plan.placement import Decisions
 from controller.plan.world import World
 from schemas.host import HostPhase
 
+NOTHING_STOPPED = "; nothing is stopped for it"
+
 
 def host_verdicts(world: World, out: PlanBuilder, dec: Decisions) -> None:
     """Set the verdict of every desired host."""
@@ -85,7 +87,7 @@ def host_verdicts(world: World, out: PlanBuilder, dec: Decisions) -> None:
                     False,
                     reasons.DRAIN_BLOCKED,
                     f"Host {name} is in maintenance but {', '.join(staying[:5])} cannot "
-                    "leave: " + _first_reason(out, staying) + "; nothing is stopped for it",
+                    "leave: " + _first_reason(out, staying) + NOTHING_STOPPED,
                     stalled=True,
                     phase=HostPhase.PREPARING_FOR_MAINTENANCE.value,
                     **extra,
@@ -119,8 +121,10 @@ def _blocked(out: PlanBuilder, vms: list[str]) -> bool:
 
 
 def _first_reason(out: PlanBuilder, vms: list[str]) -> str:
+    """Returns why the first VM cannot leave, without its own "nothing is stopped" ending
+    (the host's message says it once)."""
     verdict = out.verdicts.get(("VirtualMachine", vms[0]))
-    return verdict.message if verdict else "no host fits"
+    return verdict.message.removesuffix(NOTHING_STOPPED) if verdict else "no host fits"
 
 
 def passive_verdicts(world: World, out: PlanBuilder) -> None:
