@@ -5,7 +5,8 @@ agents, and a fresh controller (LabFleet) per test. Test modules import
 The lab is its own (name `ha`, 10.77.98.0/24), apart from the shared `lab` fixture's, so its
 faults never hit another suite. Everything is torn down also on failure: each test's fleet
 stops, every host comes back (libvirtd, link, agent) and every domain is removed; the session
-ends with `Lab.down`, which kills the agents with everything else in the namespaces.
+ends by lifting any agent-link cut and `Lab.down`, which kills the agents with everything
+else in the namespaces.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ def ha_lab_fixture() -> Iterator[tuple[Lab, LabAgents]]:
         agents.up()
         yield lab, agents
     finally:
+        LabAgents(lab).remove_cuts()
         lab.down()
 
 
