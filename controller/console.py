@@ -143,3 +143,46 @@ def split_at_detach(data: bytes, key: bytes = DETACH_KEY) -> tuple[bytes, bool]:
     if index < 0:
         return data, False
     return data[:index], True
+
+
+VM_LABEL = "corral.dev/vm"
+"""The domain label naming the VirtualMachine a domain belongs to (see controller.plan)."""
+
+
+@dataclass(frozen=True)
+class ConsoleTarget:
+    """Where a VM's console is: the host, its agent address and the domain's name there."""
+
+    host: str
+    address: str
+    domain: str
+
+
+class NoConsole(Exception):
+    """The VM does not run anywhere the controller can reach: no console to attach to."""
+
+
+def find_console_target(
+    vm: str, observed: dict[str, dict[str, Any] | None], addresses: dict[str, str]
+) -> ConsoleTarget:
+    """Return the running domain of VM `vm` from the hosts' observed states.
+
+    `observed` maps a host to its last HostState as a JSON dict (None if never
+    reached); `addresses` maps a host to its agent URL. A domain belongs to `vm` by
+    its `corral.dev/vm` label, or by its name when unlabelled. Raises NoConsole
+    naming why (not running, host unknown).
+    """
+    seen: list[str] = []
+    for host in sorted(observed):
+        for domain in (observed[host] or {}).get("domains", []):
+            labels = domain.get("metadata") or {}
+            if labels.get(VM_LABEL, domain.get("name")) != vm:
+                continue
+            seen.append(f"{domain.get('state')} on {host}")
+            if domain.get("state") not in ("running", "paused", "blocked"):
+                continue
+            if host not in addresses:
+                raise NoConsole(f"VirtualMachine {vm} runs on {host}, which is not a known host")
+            return ConsoleTarget(host=host, address=addresses[host], domain=domain["name"])
+    where = f" ({', '.join(seen)})" if seen else ""
+    raise NoConsole(f"VirtualMachine {vm} is not running on any reachable host{where}")

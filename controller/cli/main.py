@@ -26,8 +26,10 @@ COMMAND_MODULES: tuple[str, ...] = (
     "controller.cli.certs",
     "controller.cli.up",
     "controller.cli.inspect",
+    "controller.cli.console",
     "controller.cli.api",
     "controller.cli.host",
+    "controller.cli.vm",
 )
 
 
