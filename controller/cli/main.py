@@ -29,7 +29,6 @@ COMMAND_MODULES: tuple[str, ...] = (
     "controller.cli.console",
     "controller.cli.api",
     "controller.cli.host",
-    "controller.cli.vm",
 )
 
 
