@@ -23,6 +23,7 @@ still remove their traces from hosts; their status goes with them.
 from controller.store.engine import default_state_dir, redact, resolve_url
 from controller.store.errors import (
     Conflict,
+    Fenced,
     InvalidInput,
     NotFound,
     OwnedElsewhere,
@@ -53,6 +54,7 @@ __all__ = [
     "Change",
     "Conflict",
     "EventRecord",
+    "Fenced",
     "InvalidInput",
     "NotFound",
     "ObjectRef",

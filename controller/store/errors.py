@@ -64,3 +64,14 @@ class InvalidInput(StoreError):
     def __init__(self, field: str, message: str) -> None:
         self.field = field
         super().__init__(f"{field}: {message}")
+
+
+class Fenced(StoreError):
+    """A write carried a fencing token older than the current leader's: its writer was deposed."""
+
+    def __init__(self, token: int, current: int | None) -> None:
+        super().__init__(
+            f"write refused: fencing token {token} is stale (the leader now holds {current})"
+        )
+        self.token = token
+        self.current = current

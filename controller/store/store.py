@@ -21,6 +21,7 @@ from sqlalchemy.engine import URL, Connection, Engine
 from controller.store import (
     changes,
     events,
+    fencing,
     object_reads,
     object_writes,
     observed,
@@ -75,6 +76,15 @@ class Store:
         self._decoded = object_reads.DecodedRows()
         self._states: dict[str, tuple[str, dict[str, Any]]] = {}
         self._plan_sizes: dict[int, int] = {}
+        self._fencing_token: int | None = None
+
+    def set_fencing_token(self, token: int | None) -> None:
+        """Make every later write check that `token` is still the leader's (None: no check).
+
+        A write whose token is stale raises Fenced and changes nothing: a deposed leader's
+        late writes are refused (see controller.leader for how tokens are handed out).
+        """
+        self._fencing_token = token
 
     @property
     def url(self) -> str:
@@ -102,9 +112,13 @@ class Store:
             yield conn
 
     @contextmanager
-    def _write(self) -> Iterator[tuple[Connection, datetime, list[ChangeDraft]]]:
+    def _write(
+        self, fenced: bool = True
+    ) -> Iterator[tuple[Connection, datetime, list[ChangeDraft]]]:
         """Yield (connection, now, drafts); drafts are appended to the change log at commit."""
         with mapped_errors(self._url), self._writer.connect() as conn, conn.begin():
+            if fenced and self._fencing_token is not None:
+                fencing.check_token(conn, self._fencing_token)
             now = self._clock()
             drafts: list[ChangeDraft] = []
             yield conn, now, drafts
@@ -425,6 +439,29 @@ class Store:
             drafts.extend(written)
             return bool(written)
 
+    # --- leader election -----------------------------------------------------------------
+
+    def claim_lead(self, identity: str, ttl_s: float) -> fencing.Term | None:
+        """Take or keep the lead for `identity` for `ttl_s`; return the term (its epoch is the
+        fencing token), or None while another holder's lease runs."""
+        with self._write(fenced=False) as (conn, now, _drafts):
+            return fencing.claim(conn, identity, _ms(now), int(ttl_s * 1000))
+
+    def renew_lead(self, identity: str, epoch: int, ttl_s: float) -> fencing.Term | None:
+        """Extend the lead of `identity` in term `epoch`; None when that term is over."""
+        with self._write(fenced=False) as (conn, now, _drafts):
+            return fencing.renew(conn, identity, epoch, _ms(now), int(ttl_s * 1000))
+
+    def release_lead(self, identity: str, epoch: int) -> bool:
+        """Give up the lead at once (a clean shutdown); return whether `identity` held it."""
+        with self._write(fenced=False) as (conn, _now, _drafts):
+            return fencing.release(conn, identity, epoch)
+
+    def leader_term(self) -> fencing.Term:
+        """Return the stored term: epoch, holder hash and lease expiry (unix ms)."""
+        with self._write(fenced=False) as (conn, _now, _drafts):
+            return fencing.read_term(conn)
+
     # --- change log --------------------------------------------------------------------
 
     def revision(self) -> int:
@@ -450,6 +487,10 @@ class Store:
         """Delete changes numbered at or below `keep_after`; return how many."""
         with self._write() as (conn, _now, _drafts):
             return changes.trim_changes(conn, keep_after)
+
+
+def _ms(at: datetime) -> int:
+    return int(at.timestamp() * 1000)
 
 
 def open_store(
