@@ -64,16 +64,36 @@ def read_snapshot(
     )
 
 
-def qcow2_paths(domain_xml: str) -> tuple[str, ...]:
-    """Return the file paths of a domain's writable qcow2 disks (where snapshots live)."""
+def qcow2_sources(domain_xml: str) -> list[tuple[str, str]]:
+    """Return the sources of a domain's writable qcow2 disks (where snapshots live): each
+    ("file", path) or ("volume", "pool/volume")."""
     root = ET.fromstring(domain_xml)
-    paths = []
+    sources = []
     for disk in root.iterfind("devices/disk[@device='disk']"):
         driver, source = disk.find("driver"), disk.find("source")
         if driver is None or driver.get("type") != "qcow2" or source is None:
             continue
-        if disk.find("readonly") is None and source.get("file"):
-            paths.append(source.get("file", ""))
+        if disk.find("readonly") is not None:
+            continue
+        if source.get("file"):
+            sources.append(("file", source.get("file", "")))
+        elif source.get("pool") and source.get("volume"):
+            sources.append(("volume", f"{source.get('pool')}/{source.get('volume')}"))
+    return sources
+
+
+def qcow2_paths(conn: libvirt.virConnect, domain_xml: str) -> tuple[str, ...] | None:
+    """Return the file paths of a domain's writable qcow2 disks (None: a volume is missing)."""
+    paths = []
+    for kind, source in qcow2_sources(domain_xml):
+        if kind == "file":
+            paths.append(source)
+            continue
+        pool, volume = source.split("/", 1)
+        try:
+            paths.append(conn.storagePoolLookupByName(pool).storageVolLookupByName(volume).path())
+        except libvirt.libvirtError:
+            return None
     return tuple(paths)
 
 
@@ -97,10 +117,13 @@ def image_snapshot_sizes(path: str, names: tuple[str, ...]) -> dict[str, int] | 
     return {s["name"]: int(s.get("vm-state-size", 0)) for s in info.get("snapshots", [])}
 
 
-def snapshot_sizes(domain_xml: str, names: tuple[str, ...]) -> dict[str, int] | None:
+def snapshot_sizes(dom: libvirt.virDomain, names: tuple[str, ...]) -> dict[str, int] | None:
     """Return snapshot name -> saved memory bytes summed over the domain's qcow2 disks."""
+    paths = qcow2_paths(dom.connect(), dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+    if paths is None:
+        return None
     total: dict[str, int] = dict.fromkeys(names, 0)
-    for path in qcow2_paths(domain_xml):
+    for path in paths:
         sizes = image_snapshot_sizes(path, names)
         if sizes is None:
             return None
@@ -115,7 +138,7 @@ def read_domain_snapshots(dom: libvirt.virDomain) -> list[SnapshotState]:
         return []
     snaps = dom.listAllSnapshots(0)
     names = tuple(sorted(s.getName() for s in snaps))
-    sizes = snapshot_sizes(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE), names)
+    sizes = snapshot_sizes(dom, names)
     states = [read_snapshot(dom.name(), s, sizes) for s in snaps]
     return sorted(states, key=lambda s: (s.created_at, s.name))
 
@@ -144,7 +167,7 @@ def get_snapshot(ctx: AgentContext, domain: str, name: str) -> SnapshotState:
         snap = _find(dom, name)
         if snap is None:
             raise not_found("snapshot", f"{domain}/{name}")
-        sizes = snapshot_sizes(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE), (name,))
+        sizes = snapshot_sizes(dom, (name,))
         return read_snapshot(domain, snap, sizes)
 
 

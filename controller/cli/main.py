@@ -29,6 +29,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "controller.cli.console",
     "controller.cli.api",
     "controller.cli.host",
+    "controller.cli.vm",
 )
 
 
