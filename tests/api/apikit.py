@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+import httpx
 
 from nodeagent.models import HostState, LeaseState
 from schemas import Host, VirtualMachine
@@ -59,3 +64,33 @@ def host_state(name: str, cpus: int = 8, memory_mib: int = 16384) -> dict[str, A
 
 MERGE = {"content-type": "application/merge-patch+json"}
 JSON_PATCH = {"content-type": "application/json-patch+json"}
+
+
+@dataclass(frozen=True)
+class Tokens:
+    """One token per role, and an operator scoped to team=a."""
+
+    viewer: str
+    operator: str
+    admin: str
+    scoped: str
+
+    def of(self, role: str) -> str:
+        return getattr(self, role)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@dataclass(frozen=True)
+class LiveApi:
+    """A running API over HTTPS: its base URL and the CA that verifies it."""
+
+    url: str
+    ca: Path
+
+    def client(self, token: str | None = None, **kw: object) -> httpx.Client:
+        headers = bearer(token) if token else {}
+        context = ssl.create_default_context(cafile=str(self.ca))
+        return httpx.Client(base_url=self.url, verify=context, headers=headers, **kw)  # type: ignore[arg-type]

@@ -8,16 +8,14 @@ CORRAL_TEST_PG_URL) and skip, with the reason, only when the server cannot be re
 from __future__ import annotations
 
 import os
-import ssl
 import uuid
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import psycopg
 import pytest
+from apikit import LiveApi, Tokens
 from sqlalchemy.engine import make_url
 
 from controller.api.app import create_app
@@ -86,19 +84,6 @@ def tokens(db_url: str, store: Store) -> Iterator[TokenStore]:
     token_store.close()
 
 
-@dataclass(frozen=True)
-class Tokens:
-    """One token per role, and an operator scoped to team=a."""
-
-    viewer: str
-    operator: str
-    admin: str
-    scoped: str
-
-    def of(self, role: str) -> str:
-        return getattr(self, role)
-
-
 @pytest.fixture
 def issued(tokens: TokenStore) -> Tokens:
     return Tokens(
@@ -107,10 +92,6 @@ def issued(tokens: TokenStore) -> Tokens:
         admin=tokens.create("ada", "admin"),
         scoped=tokens.create("tess", "operator", scope="team=a"),
     )
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 @pytest.fixture
@@ -125,19 +106,6 @@ def api_certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("certs")
     make_ca(root)
     return make_host_cert(root, API_CERT_NAME, ips=["127.0.0.1"], dns=["localhost"])
-
-
-@dataclass(frozen=True)
-class LiveApi:
-    """A running API over HTTPS: its base URL and the CA that verifies it."""
-
-    url: str
-    ca: Path
-
-    def client(self, token: str | None = None, **kw: object) -> httpx.Client:
-        headers = bearer(token) if token else {}
-        context = ssl.create_default_context(cafile=str(self.ca))
-        return httpx.Client(base_url=self.url, verify=context, headers=headers, **kw)  # type: ignore[arg-type]
 
 
 @pytest.fixture

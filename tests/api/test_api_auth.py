@@ -6,8 +6,7 @@ import ssl
 
 import httpx
 import pytest
-from apikit import host, vm, vm_doc
-from conftest import LiveApi, Tokens
+from apikit import LiveApi, Tokens, host, vm, vm_doc
 from sqlalchemy import select
 
 from controller.api.tokens import TokenStore, tokens_table

@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from apikit import MERGE, vm, vm_doc
-from conftest import Tokens, bearer
+from apikit import MERGE, Tokens, bearer, vm, vm_doc
 
 from controller.api.bodies import MAX_BODY_BYTES
 from controller.store import Store

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import Tokens, bearer
+from apikit import Tokens, bearer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

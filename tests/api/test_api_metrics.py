@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from apikit import host, host_state, vm
-from conftest import Tokens, bearer
+from apikit import Tokens, bearer, host, host_state, vm
 from prometheus_client.parser import text_string_to_metric_families
 
 from controller.agentpool import AgentPool

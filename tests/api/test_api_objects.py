@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from apikit import JSON_PATCH, MERGE, vm, vm_doc
-from conftest import Tokens, bearer
+from apikit import JSON_PATCH, MERGE, Tokens, bearer, vm, vm_doc
 
 from controller.store import Store
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import Tokens
+from apikit import Tokens
 
 from controller.api.openapi import OPENAPI_PATH, render_openapi
 from schemas.kinds import KINDS, PLURALS

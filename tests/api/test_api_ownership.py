@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from apikit import MERGE, host, vm, vm_doc
-from conftest import Tokens, bearer
+from apikit import MERGE, Tokens, bearer, host, vm, vm_doc
 
 from controller.store import Store
 

@@ -7,8 +7,7 @@ import threading
 import time
 from typing import Any
 
-from apikit import vm, vm_doc
-from conftest import LiveApi, Tokens
+from apikit import LiveApi, Tokens, vm, vm_doc
 
 from controller.store import Store
 

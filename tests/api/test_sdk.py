@@ -7,8 +7,7 @@ import threading
 import time
 
 import pytest
-from apikit import host, vm
-from conftest import LiveApi, Tokens
+from apikit import LiveApi, Tokens, host, vm
 
 from controller.api.openapi import OPENAPI_PATH
 from controller.store import Store
