@@ -1,0 +1,134 @@
+"""One contract, two agents: the same verb sequence against the real agent (libvirt's test
+driver, served by nodeagent.server's app in process) and against a controller.sim host,
+through the same AgentClient. Answers must agree in kind, idempotency and error type."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import libvirt
+import pytest
+
+from controller.agents import AgentClient, AgentConflict, AgentNotFound, InvalidSpec
+from controller.sim import INSTANT, SimFleet
+from nodeagent.agent import Agent
+from nodeagent.models import DiskSpec, DomainSpec, NetworkSpec, NicSpec, PoolSpec, VolumeSpec
+from nodeagent.server import create_app
+
+NODE_URI = f"test://{Path(__file__).resolve().parents[1] / 'data' / 'node.xml'}"
+UUID = "5b2c1f3e-8a4d-4c1e-9f00-1234567890ab"
+
+libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
+
+
+class InProcess(httpx.BaseTransport):
+    """A synchronous httpx transport into an ASGI app."""
+
+    def __init__(self, app) -> None:
+        self._asgi = httpx.ASGITransport(app=app)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        async def exchange() -> httpx.Response:
+            response = await self._asgi.handle_async_request(request)
+            body = await response.aread()
+            return httpx.Response(response.status_code, headers=response.headers, content=body)
+
+        return asyncio.run(exchange())
+
+
+@pytest.fixture(params=["real", "sim"])
+def agent(request: pytest.FixtureRequest) -> Iterator[AgentClient]:
+    if request.param == "real":
+        real = Agent(NODE_URI, lease_ttl_s=3600)
+        real.start()
+        transport: httpx.BaseTransport = InProcess(create_app(real))
+        close: Callable[[], None] = real.close
+    else:
+        fleet = SimFleet(["h1"], latency=INSTANT)
+        transport = fleet.transport_for("h1")
+        close = lambda: None  # noqa: E731
+    with AgentClient("http://h1.test:8470", transport=transport) as client:
+        yield client
+    close()
+
+
+def domain(memory_mib: int = 256) -> DomainSpec:
+    return DomainSpec(
+        name="web-1",
+        uuid=UUID,
+        vcpus=1,
+        memory_mib=memory_mib,
+        disks=[DiskSpec(target="vda", pool="vols", volume="web-1-root")],
+        nics=[NicSpec(network="lan")],
+    )
+
+
+def test_domain_lifecycle_contract(agent: AgentClient) -> None:
+    net = agent.ensure_network_defined(
+        NetworkSpec(name="lan", mode="isolated", bridge="cr-lan", ipv4_cidr="10.9.0.1/24")
+    )
+    assert (net.created, net.changed) == (True, True)
+    assert agent.ensure_network_active("lan").changed
+    assert not agent.ensure_network_active("lan").changed
+    assert agent.ensure_pool(PoolSpec(name="vols", type="dir", target_path="/tmp/vols")).created
+    vol = agent.ensure_volume("vols", VolumeSpec(name="web-1-root", capacity_bytes=2**30))
+    assert (vol.created, vol.volume.capacity_bytes) == (True, 2**30)
+    assert not agent.ensure_volume(
+        "vols", VolumeSpec(name="web-1-root", capacity_bytes=2**30)
+    ).changed
+    with pytest.raises(InvalidSpec) as shrink:
+        agent.ensure_volume("vols", VolumeSpec(name="web-1-root", capacity_bytes=2**20))
+    assert shrink.value.field == "capacity_bytes"
+
+    defined = agent.ensure_domain_defined(domain())
+    assert (defined.created, defined.changed) == (True, True)
+    again = agent.ensure_domain_defined(domain())
+    assert (again.created, again.changed) == (False, False)
+    state = agent.get_domain("web-1")
+    assert (state.state, state.persistent, state.spec.memory_mib) == ("shutoff", True, 256)
+    # libvirt fills in a MAC; the machine type only QEMU fills in (the test driver leaves it)
+    assert state.spec.nics[0].mac is not None
+
+    assert agent.ensure_running("web-1").changed
+    assert not agent.ensure_running("web-1").changed
+    assert agent.get_state().domains[0].state == "running"
+    with pytest.raises(AgentConflict):
+        agent.ensure_undefined("web-1")
+    with pytest.raises(AgentConflict):
+        agent.ensure_network_undefined("lan")
+    assert agent.ensure_destroyed("web-1").changed
+    assert not agent.ensure_destroyed("web-1").changed
+    assert agent.ensure_undefined("web-1").changed
+    assert not agent.ensure_undefined("web-1").changed
+    with pytest.raises(AgentNotFound):
+        agent.get_domain("web-1")
+    with pytest.raises(AgentNotFound):
+        agent.ensure_running("web-1")
+
+
+def test_conflicting_uuid_and_renamed_spec(agent: AgentClient) -> None:
+    agent.ensure_network_defined(NetworkSpec(name="lan", mode="isolated", bridge="cr-lan"))
+    agent.ensure_network_active("lan")
+    agent.ensure_pool(PoolSpec(name="vols", type="dir", target_path="/tmp/vols"))
+    agent.ensure_domain_defined(domain())
+    other = domain().model_copy(update={"uuid": "00000000-0000-4000-8000-000000000001"})
+    with pytest.raises(AgentConflict):
+        agent.ensure_domain_defined(other)
+    with pytest.raises(InvalidSpec) as caught:
+        agent._call(
+            type(agent.get_lease()),
+            "PUT",
+            "domains/web-2",
+            body=domain(),
+        )
+    assert caught.value.field == "name"
+
+
+def test_lease_epochs_contract(agent: AgentClient) -> None:
+    assert agent.renew_lease("ctl", ttl_s=30, epoch=2).epoch == 2
+    with pytest.raises(AgentConflict):
+        agent.renew_lease("old", ttl_s=30, epoch=1)
+    assert agent.get_lease().holder == "ctl"
