@@ -231,12 +231,20 @@ class _Load:
             obj = self.by_id[problem.obj]
             origin = obj.origin
             if origin.file not in roots:
-                roots[origin.file] = list(iter_documents(self.texts[origin.file]))
+                roots[origin.file] = _documents_before_error(self.texts[origin.file])
             where = locate(roots[origin.file][origin.document], problem.loc)
             message = problem.message
             if target is not None and target in self.by_id and target != problem.obj:
                 message += f" ({target[0]}/{target[1]} is at {self.by_id[target].origin})"
             self.error(origin.file, where, obj.ref, problem.loc, "reference", message)
+
+
+def _documents_before_error(text: str) -> list[Node]:
+    """Return the root nodes of `text` up to its first syntax error (already reported)."""
+    roots: list[Node] = []
+    with contextlib.suppress(YAMLError):
+        roots.extend(iter_documents(text))
+    return roots
 
 
 def _marker_before(text: str, node: Node) -> tuple[int, int]:
