@@ -6,7 +6,7 @@ from apikit import Tokens, bearer, host, host_state, vm
 from prometheus_client.parser import text_string_to_metric_families
 
 from controller.agentpool import AgentPool
-from controller.api.metrics import ControllerMetrics
+from controller.api.metrics import ControllerMetrics, FleetCollector
 from controller.loop import Controller
 from controller.store import Store
 
@@ -84,3 +84,20 @@ def test_api_requests_are_counted_by_route_template(client, issued: Tokens, stor
         got[("corral_api_requests_total", (("code", "404"), ("method", "GET"), ("route", route)))]
         == 1
     )
+
+
+def test_fleet_reading_is_reused_within_its_interval(store: Store) -> None:
+    now = [100.0]
+    collector = FleetCollector(store, min_interval_s=5.0, clock=lambda: now[0])
+
+    def vm_count() -> float:
+        family = next(m for m in collector.collect() if m.name == "corral_vms")
+        return sum(s.value for s in family.samples)
+
+    store.put(vm("a"), "api:x")
+    assert vm_count() == 1
+    store.put(vm("b"), "api:x")
+    now[0] += 4.9
+    assert vm_count() == 1
+    now[0] += 0.1
+    assert vm_count() == 2
