@@ -81,9 +81,12 @@ def bench_ha(lab: Lab, agents: LabAgents, image: GuestImage, workdir: Path) -> N
             starts = [t for t, ok in fleet.action_times("StartVM", vm, after=killed) if ok]
             restart = f"{starts[0] - killed:.1f}" if starts else "never"
             beat = f"{resumed[vm]:.1f}" if vm in resumed else "never"
+            ups = [t - killed for h, t in readers[vm].guest_up.items() if h != "host-1"]
+            up = f"{ups[0]:.1f}" if ups else "never"
             print(
                 f"HA restart after host loss (TTL {LEASE_TTL_S} s): {vm} started elsewhere "
-                f"after {restart} s, heartbeat after {beat} s (target < {HA_TARGET_S:g} s)"
+                f"after {restart} s, guest booted (GUEST-UP) after {up} s, heartbeat after "
+                f"{beat} s (target < {HA_TARGET_S:g} s)"
             )
     finally:
         fleet.close()

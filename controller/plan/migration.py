@@ -12,6 +12,7 @@ cancelled; a failed one is retried on a later pass while the reason to move hold
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from controller.plan import reasons
 from controller.plan.builder import PlanBuilder
@@ -373,7 +374,13 @@ def _emit(
         message,
         phase=VMPhase.MIGRATING.value,
         host=source,
-        migration={"source": source, "target": target, "state": "starting", "attempt": attempt},
+        migration={
+            "source": source,
+            "target": target,
+            "started": world.now,
+            "state": "starting",
+            "attempt": attempt,
+        },
     )
 
 
@@ -394,9 +401,9 @@ def watch_migrations(world: World, out: PlanBuilder, dec: Decisions) -> None:
         fields = {
             "source": copy.host,
             "target": target,
+            "started": datetime.fromtimestamp(job.started_at, UTC),
             "state": job.state,
             "progress_percent": progress,
-            "elapsed_s": job.elapsed_s,
         }
         if job.elapsed_s > timeout:
             out.add(
