@@ -20,8 +20,11 @@ RASD = "http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_ResourceAllocation
 VSSD = "http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_VirtualSystemSettingData"
 CORRAL = "https://corral.dev/ovf/1"
 NAMESPACES = {"ovf": OVF, "rasd": RASD, "vssd": VSSD, "corral": CORRAL}
-for _prefix, _uri in NAMESPACES.items():
-    ET.register_namespace(_prefix, _uri)
+# Registration is process-wide: the Corral section is written as "covf" so that it never
+# takes the "corral" prefix the domain XML builder registers for its own metadata namespace.
+for _prefix, _uri in {**NAMESPACES, "covf": CORRAL}.items():
+    if _prefix != "corral":
+        ET.register_namespace(_prefix, _uri)
 
 FORMATS = {
     "qcow2": "https://www.qemu.org/docs/master/interop/qcow2.html",
