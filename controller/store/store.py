@@ -92,6 +92,11 @@ class Store:
         return redact(self._url)
 
     @property
+    def engine(self) -> Engine:
+        """Return the engine, for modules keeping their own tables in this database."""
+        return self._engine
+
+    @property
     def dialect(self) -> str:
         """Return "sqlite" or "postgresql"."""
         return self._engine.dialect.name

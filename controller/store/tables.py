@@ -206,3 +206,5 @@ plan_outcomes = PlanOutcomeRow.__table__
 sources = SourceRow.__table__
 changes = ChangeRow.__table__
 counters = CounterRow.__table__
+
+from controller.history import tables as history_tables  # noqa: E402, F401  (history_* tables)
