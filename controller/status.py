@@ -20,9 +20,19 @@ ACTION_FAILED = "ActionFailed"
 """An action for this object failed in the last pass; it is retried on the next one."""
 
 
+def _field_names(model: type[ObjectStatus]) -> dict[str, str]:
+    """Return field name and camelCase alias -> field name, for verdict fields of either form."""
+    names = {name: name for name in model.model_fields}
+    names.update({f.alias: name for name, f in model.model_fields.items() if f.alias})
+    return names
+
+
 def status_type(kind: str) -> type[ObjectStatus]:
     """Return the status model of a kind."""
     return KINDS[kind].model_fields["status"].annotation.__args__[0]  # type: ignore[union-attr]
+
+
+_FIELD_NAMES = {status_type(kind): _field_names(status_type(kind)) for kind in KINDS}
 
 
 def build_status(
@@ -44,7 +54,9 @@ def build_status(
     """
     model = status_type(kind)
     base: dict[str, Any] = previous.model_dump() if previous is not None else {}
-    base.update({k: v for k, v in verdict.fields.items() if k in model.model_fields})
+    base.update(
+        {_FIELD_NAMES[model][k]: v for k, v in verdict.fields.items() if k in _FIELD_NAMES[model]}
+    )
     conditions = list(previous.conditions) if previous is not None else []
     ready, stalled, reconciling = (
         ConditionType.READY.value,

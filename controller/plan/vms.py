@@ -297,6 +297,7 @@ def _running(
             "next restart (update policy: restart Never)",
             phase=VMPhase.RUNNING.value,
             host=host,
+            ips=list(domain.ips),
             restartRequired=cold,
         )
         return
@@ -309,6 +310,7 @@ def _running(
             "virsh resume or stop and start it",
             phase=VMPhase.RUNNING.value,
             host=host,
+            ips=list(domain.ips),
         )
         return
     out.verdict(
@@ -318,6 +320,7 @@ def _running(
         f"VirtualMachine {vm.name} runs on {host}",
         phase=VMPhase.RUNNING.value,
         host=host,
+        ips=list(domain.ips),
     )
 
 
