@@ -192,3 +192,18 @@ def test_build_statuses_covers_known_kinds_only():
         conditions=[cond("Ready", TRUE, "Converged", "lan is active on 1 host(s)", gen=1)],
     )
     assert (got[VM].observed_generation, got[VM].source_revision) == (4, "r2")
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        pytest.param({"restartRequired": ["memory_mib"], "ips": ["10.0.0.5"]}, id="aliases"),
+        pytest.param({"restart_required": ["memory_mib"], "ips": ["10.0.0.5"]}, id="names"),
+    ],
+)
+def test_verdict_fields_by_name_or_alias(fields):
+    verdict = ObjectVerdict(VM, True, "RestartRequired", "waits for a restart", fields=fields)
+    got = build_status(
+        "VirtualMachine", None, verdict, generation=1, revision=None, failure=None, now=NOW
+    )
+    assert (got.restart_required, got.ips) == (["memory_mib"], ["10.0.0.5"])
