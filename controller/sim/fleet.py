@@ -135,9 +135,9 @@ class SimFleet:
             if nic.network and (net is None or not net.active):
                 missing.append(f"network {nic.network}")
         for disk in spec.disks if spec else []:
-            if disk.volume and dest.find_volume(disk.pool or "", disk.volume) is None:
-                if not request.copy_storage:
-                    missing.append(f"volume {disk.pool}/{disk.volume}")
+            absent = disk.volume and dest.find_volume(disk.pool or "", disk.volume) is None
+            if absent and not request.copy_storage:
+                missing.append(f"volume {disk.pool}/{disk.volume}")
         if missing:
             raise SimFailure("libvirt_error", f"destination {dest.name} lacks {', '.join(missing)}")
         now = self.clock()

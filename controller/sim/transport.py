@@ -103,13 +103,11 @@ class SimTransport(httpx.BaseTransport):
             raise httpx.ConnectError("connection refused", request=request)
         host = self.fleet.hosts[self.host_name]
         path = unquote(request.url.raw_path.decode().split("?", 1)[0])
-        for method, regex, verb, handler in _ROUTES:
-            match = regex.match(path)
-            if method == request.method and match:
-                break
-        else:
+        found = self._route(request.method, path)
+        if found is None:
             error = AgentError(type="not_found", message=f"no route {request.method} {path}")
             return _json(error, 404)
+        method, verb, handler, match = found
         delay = self.fleet.latency.of(verb)
         with self.fleet.slot(self.host_name):
             if delay:
@@ -127,6 +125,14 @@ class SimTransport(httpx.BaseTransport):
             self.fleet.injected.add("lost answer")
             raise httpx.ReadError("connection reset by peer", request=request)
         return response
+
+    @staticmethod
+    def _route(method: str, path: str) -> tuple[str, str, Handler, re.Match[str]] | None:
+        for route_method, regex, verb, handler in _ROUTES:
+            match = regex.match(path)
+            if route_method == method and match:
+                return route_method, verb, handler, match
+        return None
 
     def _answer(
         self, handler: Handler, host: SimHost, params: dict[str, str], request: httpx.Request
