@@ -72,7 +72,13 @@ class PlanBuilder:
         stalled: bool = False,
         **fields: Any,
     ) -> ObjectVerdict:
-        """Set the verdict of one object (a later call for the same object replaces it)."""
+        """Set the verdict of one object (a later call for the same object replaces it).
+
+        A VM verdict that describes no migration clears the one in its status: status keeps
+        fields a verdict leaves out, and a finished migration must not look in flight.
+        """
+        if key[0] == "VirtualMachine":
+            fields.setdefault("migration", None)
         verdict = ObjectVerdict(key, ready, reason, message, stalled, fields)
         self.verdicts[key] = verdict
         return verdict

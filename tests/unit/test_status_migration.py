@@ -55,3 +55,26 @@ def test_status_of_a_vm_whose_migration_is_planned() -> None:
     status = vm_status(p, datetime.now(UTC))
     assert status.migration.state == "starting"
     assert status.migration.started == sim.now
+
+
+def test_a_finished_migration_leaves_no_migration_in_status() -> None:
+    sim = converged(fleet(), *HOSTS, shared_pools={"shared"})
+    source = next(h for h, s in sim.hosts.items() if s.state.domains)
+    dest = next(h for h in HOSTS if h != source)
+    sim.start_migration_job(source, "web-1", dest, elapsed_s=30)
+    moving = vm_status(
+        plan(desired_of(*fleet(maintenance=(source,))), sim.observed(), POLICY), sim.now
+    )
+    settled = converged(fleet(), *HOSTS, shared_pools={"shared"})
+    p = plan(desired_of(*fleet()), settled.observed(), POLICY)
+    status = build_status(
+        "VirtualMachine",
+        moving,
+        p.verdicts[("VirtualMachine", "web-1")],
+        generation=1,
+        revision=None,
+        failure=None,
+        now=settled.now,
+    )
+    assert status.phase.value == "Running"
+    assert status.migration is None
