@@ -63,5 +63,8 @@ def import_xen(
 
 
 def register(app: typer.Typer) -> None:
-    """Add `corral import` to the CLI."""
+    """Add `corral import` (vmware, xen, ovf) to the CLI."""
+    from controller.cli.ovf import import_ovf_command
+
+    import_app.command("ovf")(import_ovf_command)
     app.add_typer(import_app, name="import")

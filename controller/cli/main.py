@@ -29,12 +29,14 @@ COMMANDS: dict[str, str] = {
     "vm": "controller.cli.vm",
     "console": "controller.cli.console",
     "import": "controller.cli.importer",
+    "export": "controller.cli.ovf",
     "serve": "controller.cli.api",
     "operator": "controller.cli.api",
     "token": "controller.cli.api",
     "agent": "controller.cli.agent",
     "certs": "controller.cli.certs",
     "lab": "controller.cli.lab",
+    "controller": "controller.cli.controller",
 }
 """Command name -> the module that registers it, in the order --help lists them."""
 

@@ -29,23 +29,19 @@ from controller.plan.model import Desired
 from controller.store import NotFound, Store
 from schemas.host import Host
 from schemas.meta import format_bytes
+from schemas.storagepool import StoragePool
 
 export_app = typer.Typer(help="Export objects (OVF).", no_args_is_help=True)
-import_app = typer.Typer(help="Import objects (OVF).", no_args_is_help=True)
 CertsOpt = Annotated[
     Path | None, typer.Option("--certs", help="Controller client certs (corral certs controller)")
 ]
+OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Directory for the manifests")]
 EXTENSIONS = {"qcow2": "qcow2", "raw": "img"}
 
 
 @export_app.callback()
 def _export() -> None:
     """Export objects to other tools' formats (OVF)."""
-
-
-@import_app.callback()
-def _import() -> None:
-    """Import objects from other tools' formats (OVF)."""
 
 
 class OvfCommandError(Exception):
@@ -153,6 +149,26 @@ def read_package(directory: Path) -> tuple[OvfSystem, Path]:
             if (directory / name).is_file() and _sha256(directory / name) != want.strip():
                 raise OvfCommandError(f"{manifest}: {name} does not match its SHA256 sum")
     return system, descriptors[0]
+
+
+def choose_target(store: Store, pool: str | None, host: str | None) -> tuple[str, str]:
+    """Return the (StoragePool, Host) an import goes to: as given, else the only pool and
+    the first host its status lists; OvfCommandError when that is not decided."""
+    pools = {s.name: s.obj for s in store.list("StoragePool").items}
+    if pool is None:
+        if len(pools) != 1:
+            raise OvfCommandError(f"--pool: choose one of {', '.join(sorted(pools)) or '(none)'}")
+        [pool] = pools
+    if pool not in pools:
+        raise OvfCommandError(f"--pool: StoragePool/{pool} not found")
+    if host is None:
+        found = pools[pool]
+        assert isinstance(found, StoragePool)
+        hosts = sorted(found.status.hosts) if found.status else []
+        if not hosts:
+            raise OvfCommandError(f"--host: StoragePool/{pool} is on no host yet; name one")
+        host = hosts[0]
+    return pool, host
 
 
 def import_ovf(
@@ -270,12 +286,16 @@ def export_vm_command(
     console.print(f"wrote {descriptor}")
 
 
-@import_app.command("ovf")
 def import_ovf_command(
     directory: Annotated[Path, typer.Argument(help="Directory holding the OVF package")],
-    pool_name: Annotated[str, typer.Option("--pool", help="StoragePool for the disks")],
-    host: Annotated[str, typer.Option("--host", help="Host to upload the disks to")],
-    out: Annotated[Path, typer.Option("--out", help="Directory for the manifests")],
+    pool_name: Annotated[
+        str | None, typer.Option("--pool", help="StoragePool for the disks (default: the only one)")
+    ] = None,
+    host: Annotated[
+        str | None,
+        typer.Option("--host", help="Host to upload the disks to (default: one the pool is on)"),
+    ] = None,
+    out: OutOpt = Path("."),
     name: Annotated[str | None, typer.Option("--name", help="VM name (default: the OVF's)")] = None,
     certs: CertsOpt = None,
     db: DbOption = None,
@@ -285,6 +305,7 @@ def import_ovf_command(
     store = open_store_or_exit(db, state_dir)
     pool = AgentPool(cert_dir=certs, timeout_s=600.0)
     try:
+        pool_name, host = choose_target(store, pool_name, host)
         target = import_ovf(store, pool, directory, pool_name, host, out, name)
     except OvfCommandError as exc:
         err_console.print(f"[red]error:[/] {exc}")
@@ -296,6 +317,5 @@ def import_ovf_command(
 
 
 def register(app: typer.Typer) -> None:
-    """Adds the `export` and `import` command groups to the corral app."""
+    """Adds the `export` command group to the corral app (`import ovf` joins `import`)."""
     app.add_typer(export_app, name="export")
-    app.add_typer(import_app, name="import")

@@ -33,8 +33,9 @@ FORMATS = {
 """ovf:format URI of each disk image format this envelope carries."""
 OTHER_OS = "1"
 """CIM_OperatingSystem id 1: "Other" (the guest OS is not known to Corral)."""
-CPU, MEMORY, DISK_DRIVE, ETHERNET = 3, 4, 17, 10
-"""CIM ResourceType values of the RASD items (DSP1041)."""
+CPU, MEMORY, DISK_DRIVE, ETHERNET, OTHER_STORAGE = 3, 4, 17, 10, 20
+"""CIM ResourceType values of the RASD items (DSP1041). Disk drives hang off one
+"other storage device" controller (virtio): OVF readers place a disk by its Parent."""
 
 
 class OvfError(ValueError):
@@ -107,10 +108,11 @@ def build_envelope(system: OvfSystem) -> str:
     for disk in system.disks:
         _sub(disks, "ovf", "Disk", diskId=f"disk-{disk.name}", fileRef=f"file-{disk.name}",
              capacity=str(disk.capacity_bytes), format=FORMATS[disk.format])  # fmt: skip
-    nets = _sub(root, "ovf", "NetworkSection")
-    _sub(nets, "ovf", "Info", "Networks the NICs attach to")
-    for net in dict.fromkeys(system.networks):
-        _sub(_sub(nets, "ovf", "Network", name=net), "ovf", "Description", f"network {net}")
+    if system.networks:
+        nets = _sub(root, "ovf", "NetworkSection")
+        _sub(nets, "ovf", "Info", "Networks the NICs attach to")
+        for net in dict.fromkeys(system.networks):
+            _sub(_sub(nets, "ovf", "Network", name=net), "ovf", "Description", f"network {net}")
     vs = _sub(root, "ovf", "VirtualSystem", id=system.name)
     _sub(vs, "ovf", "Info", "A virtual machine exported by Corral")
     _sub(vs, "ovf", "Name", system.name)
@@ -133,10 +135,15 @@ def build_envelope(system: OvfSystem) -> str:
     mib = str(system.memory_bytes // 2**20)
     _item(hardware, MEMORY, instance, f"{mib} MiB of memory",
           AllocationUnits="byte * 2^20", VirtualQuantity=mib)  # fmt: skip
+    if system.disks:
+        instance += 1
+        controller = str(instance)
+        _item(hardware, OTHER_STORAGE, instance, "virtio disk controller",
+              ResourceSubType="virtio")  # fmt: skip
     for index, disk in enumerate(system.disks):
         instance += 1
         _item(hardware, DISK_DRIVE, instance, disk.name, AddressOnParent=str(index),
-              HostResource=f"ovf:/disk/disk-{disk.name}")  # fmt: skip
+              HostResource=f"ovf:/disk/disk-{disk.name}", Parent=controller)  # fmt: skip
     for net in system.networks:
         instance += 1
         _item(hardware, ETHERNET, instance, f"NIC on {net}", AutomaticAllocation="true",

@@ -39,6 +39,7 @@ def test_the_hardware_section_uses_cim_resource_types() -> None:
     assert kinds == [
         ("3", "2"),
         ("4", "512"),
+        ("20", None),
         ("17", "ovf:/disk/disk-root"),
         ("17", "ovf:/disk/disk-data"),
         ("10", "lan"),
@@ -96,7 +97,7 @@ def _broken(old: str, new: str) -> str:
         ),
         pytest.param(
             _broken("ovf:/disk/disk-data", "ovf:/disk/disk-gone"),
-            "VirtualHardwareSection/Item[4]/rasd:HostResource",
+            "VirtualHardwareSection/Item[5]/rasd:HostResource",
             "names no Disk",
             id="drive-names-missing-disk",
         ),
