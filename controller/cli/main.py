@@ -36,7 +36,6 @@ COMMANDS: dict[str, str] = {
     "agent": "controller.cli.agent",
     "certs": "controller.cli.certs",
     "lab": "controller.cli.lab",
-    "controller": "controller.cli.controller",
 }
 """Command name -> the module that registers it, in the order --help lists them."""
 
