@@ -128,7 +128,7 @@ def create_app(
         description="Corral's REST API: desired objects, status, actions, watch, history.",
         docs_url=None,
         redoc_url=None,
-        openapi_url=f"{API_PREFIX}/openapi.json",
+        openapi_url=None,
     )
     metrics = metrics or ControllerMetrics(store)
     app.state.store = store
@@ -158,6 +158,16 @@ def create_app(
     def metrics_endpoint(identity: Reader) -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE)
 
+    @app.get(
+        f"{API_PREFIX}/openapi.json",
+        tags=["meta"],
+        operation_id="openapi",
+        summary="This API's OpenAPI document",
+        include_in_schema=False,
+    )
+    def openapi_document(identity: Reader) -> JSONResponse:
+        return JSONResponse(app.openapi())
+
     @app.get(API_PREFIX, tags=["meta"], operation_id="discovery", summary="Kinds served")
     def discovery(identity: Reader) -> dict[str, Any]:
         return {
@@ -178,5 +188,8 @@ def create_app(
         }
 
     app.router.routes.extend(api_routes())
+    from controller.dashboard import mount_dashboard
+
+    mount_dashboard(app)
     app.openapi = lambda: custom_openapi(app)  # type: ignore[method-assign]
     return app

@@ -53,5 +53,8 @@ def start_embedded_api(
     except (ServeConfigError, RuntimeError) as exc:
         tokens.close()
         raise SystemExit(f"error: --api: {exc}") from exc
-    log.warning("serving the API on %s://%s", "https" if certs else "http", listen)
+    scheme = "https" if certs else "http"
+    log.warning(
+        "serving the API on %s://%s (dashboard: %s://%s/ui/)", scheme, listen, scheme, listen
+    )
     return EmbeddedApi(controller, tokens, thread)

@@ -117,6 +117,7 @@ def up(
         from controller.api.embed import start_embedded_api
 
         api_server = start_embedded_api(controller, api, api_certs, db, state_dir)
+        console.print(f"Dashboard: {'https' if api_certs else 'http'}://{api}/ui/")
     try:
         if local_agents:
             _start_local_agents(controller, agents)

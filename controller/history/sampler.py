@@ -49,9 +49,7 @@ class Sampler:
         An unreachable host gives no sample (its absence is the record); its counters
         are forgotten so that no rate spans the gap.
         """
-        generations = {
-            o.name: o.generation for o in self.store.list(kind="VirtualMachine").items
-        }
+        generations = {o.name: o.generation for o in self.store.list(kind="VirtualMachine").items}
         samples: list[Sample] = []
         for host in self.store.list(kind="Host").items:
             address = getattr(host.obj.spec, "address", None)

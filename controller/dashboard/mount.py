@@ -1,0 +1,33 @@
+"""Adding the dashboard (and the history API views) to the API application."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import quote
+
+from fastapi import FastAPI, Request
+from fastapi.responses import RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from controller.dashboard.routes import UI_PREFIX, dashboard_router
+from controller.dashboard.session import LoginRequired
+from controller.history.api import history_api_router
+
+STATIC = Path(__file__).parent / "static"
+
+
+async def _login_required(request: Request, _exc: Exception) -> Response:
+    target = request.url.path
+    if request.url.query:
+        target += "?" + request.url.query
+    if request.headers.get("hx-request"):
+        return Response(status_code=401, headers={"HX-Redirect": f"{UI_PREFIX}/login"})
+    return RedirectResponse(f"{UI_PREFIX}/login?next={quote(target)}", status_code=303)
+
+
+def mount_dashboard(app: FastAPI) -> None:
+    """Add /ui (pages and /ui/static) and /api/v1/history/* to `app`."""
+    app.include_router(dashboard_router())
+    app.include_router(history_api_router())
+    app.mount(f"{UI_PREFIX}/static", StaticFiles(directory=STATIC), name="ui-static")
+    app.add_exception_handler(LoginRequired, _login_required)
