@@ -82,11 +82,12 @@ def test_bad_tokens_get_the_same_401(live_api: LiveApi, store: Store, header: st
             assert response.headers["www-authenticate"].startswith("Bearer")
 
 
-def test_health_needs_no_token_and_nothing_else_is_open(live_api: LiveApi) -> None:
+def test_health_needs_no_token_and_nothing_else_is_open(live_api: LiveApi, issued: Tokens) -> None:
     with live_api.client() as client:
         assert client.get("/healthz").json() == {"status": "ok"}
+        assert client.get("/api/v1/openapi.json").status_code == 401
+    with live_api.client(issued.viewer) as client:
         spec = client.get("/api/v1/openapi.json").json()
-    # The OpenAPI document is public like health; every operation but health needs a token.
     for path, operations in spec["paths"].items():
         for method, operation in operations.items():
             if path == "/healthz":
