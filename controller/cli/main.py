@@ -36,6 +36,8 @@ COMMANDS: dict[str, str] = {
     "agent": "controller.cli.agent",
     "certs": "controller.cli.certs",
     "lab": "controller.cli.lab",
+    "controller": "controller.cli.controller",
+    "report": "controller.cli.report",
 }
 """Command name -> the module that registers it, in the order --help lists them."""
 

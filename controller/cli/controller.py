@@ -1,0 +1,181 @@
+"""`corral controller`: one replica of a highly available controller on a shared store.
+
+Run several replicas on one PostgreSQL (`--db postgresql://...`), each with its own
+`--identity` and `--state-dir`. They elect one leader through a lease row in the store
+(controller.leader): the leader runs the reconcile loop; the others stand by, trying to
+claim the lease every `--lease-ttl / 3` seconds. Each new leader gets the next epoch,
+and the epoch is the fencing token:
+
+- the leader's store refuses its writes once the epoch moved on (`Fenced`), so a
+  deposed leader that wakes up late (a pause, a partition) changes nothing;
+- its agent lease renewals carry the epoch, which an agent refuses once it has seen a
+  newer one, so a deposed leader cannot keep hosts' fencing leases alive either.
+
+Failover: when the leader dies, its lease runs out after at most `--lease-ttl` seconds
+from its last renewal, and a standby takes over within another `--lease-ttl / 3`; its
+first pass re-reads everything (level-triggered), so nothing the dead leader left half
+done is lost or repeated. A clean stop (SIGTERM, Ctrl-C) releases the lease at once, so
+a standby takes over on its next try. tests/e2e/test_controller_failover.py measures
+both on PostgreSQL with `corral controller` processes and a real agent.
+
+Exit codes: 0 after a clean stop, 2 when the arguments or the store are unusable.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from sqlalchemy.engine import make_url
+
+from controller.agentpool import AgentPool
+from controller.cli.common import (
+    DbOption,
+    StateDirOption,
+    console,
+    err_console,
+    make_source,
+    open_store_or_exit,
+)
+from controller.leader import LeaderElector, lead
+from controller.loop import Controller, SourceSetting
+from controller.store import StoreError, default_state_dir, open_store
+
+log = logging.getLogger(__name__)
+
+PathArg = Annotated[Path | None, typer.Argument(help="Directory of manifests (polled)")]
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `controller` command to `app`."""
+    app.command("controller")(run_controller)
+
+
+def default_identity() -> str:
+    """Return this replica's default identity: host name and process id."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def with_session_limit(db: str | None, ttl_s: float) -> str | None:
+    """Return `db` with PostgreSQL told to end any session of ours that idles inside a
+    transaction for longer than `ttl_s` (other URLs unchanged).
+
+    Every fenced write locks the epoch row for share until it commits; a leader frozen
+    in the middle of a write would hold that lock forever and the standby's claim,
+    which must lock it for update, would wait forever behind it. Ending the session
+    rolls the frozen write back and frees the lock by the time the lease has run out.
+    """
+    if not db or not make_url(db).get_backend_name().startswith("postgresql"):
+        return db
+    url = make_url(db)
+    limit = f"-c idle_in_transaction_session_timeout={max(1, int(ttl_s * 1000))}"
+    options = " ".join(filter(None, (url.query.get("options"), limit)))
+    return url.update_query_dict({"options": options}).render_as_string(hide_password=False)
+
+
+def run_controller(
+    path: PathArg = None,
+    git: Annotated[str | None, typer.Option("--git", help="Git repository URL or path")] = None,
+    branch: Annotated[str, typer.Option("--branch", help="Git branch")] = "main",
+    subpath: Annotated[str, typer.Option("--path", help="Sub-directory of the repository")] = ".",
+    prune: Annotated[
+        bool, typer.Option("--prune/--no-prune", help="Delete objects removed from the source")
+    ] = False,
+    db: DbOption = None,
+    state_dir: StateDirOption = None,
+    certs: Annotated[
+        Path | None, typer.Option("--certs", help="Controller client certs (corral certs)")
+    ] = None,
+    identity: Annotated[
+        str | None, typer.Option("--identity", help="This replica's name [default: host-pid]")
+    ] = None,
+    lease_ttl: Annotated[
+        float, typer.Option("--lease-ttl", help="Seconds the leader's lease lasts unrenewed")
+    ] = 10.0,
+    resync: Annotated[float, typer.Option(help="Seconds between resync passes")] = 30.0,
+    poll: Annotated[float, typer.Option(help="Seconds between checks of the source")] = 1.0,
+) -> None:
+    """Run one controller replica: reconcile while leading, stand by otherwise."""
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("controller.leader").setLevel(logging.INFO)
+    if lease_ttl <= 0:
+        err_console.print(f"[red]error:[/] --lease-ttl: expected seconds > 0, got {lease_ttl}")
+        raise typer.Exit(2)
+    name = identity or default_identity()
+    db = with_session_limit(db, lease_ttl)
+    setting = replace(make_source(path, git, branch, subpath, prune, state_dir), poll_s=poll)
+    election_store = open_store_or_exit(db, state_dir)
+    elector = LeaderElector(election_store, name, ttl_s=lease_ttl)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    console.print(
+        f"[bold]corral controller[/] {name}: {setting.source.name} -> {election_store.url};"
+        f" standing by until it leads (lease {lease_ttl:g}s)",
+        highlight=False,
+    )
+    try:
+        lead(elector, replica_term(name, setting, db, state_dir, certs, resync), stop)
+    finally:
+        election_store.close()
+    console.print(f"corral controller {name}: stopped", highlight=False)
+
+
+def replica_term(
+    name: str,
+    setting: SourceSetting,
+    db: str | None,
+    state_dir: Path | None,
+    certs: Path | None,
+    resync_s: float,
+) -> Callable[[int], Callable[[threading.Event], None]]:
+    """Return a `start` for controller.leader.lead: for each term, a Controller on its own
+    store fenced with the term's epoch, whose agent leases carry the same epoch.
+
+    The store is fenced before the Controller is built, so even its first write (the
+    source record) is refused if the term is already over. A term that cannot start
+    (store down, already deposed) returns a body that ends at once; lead() then stands
+    by and claims again.
+    """
+
+    def start(epoch: int) -> Callable[[threading.Event], None]:
+        try:
+            store = open_store(db, state_dir=state_dir or default_state_dir())
+        except StoreError as exc:
+            log.warning("%s could not start term %d: %s", name, epoch, exc)
+            return lambda _term_stop: None
+        store.set_fencing_token(epoch)
+        pool = AgentPool(cert_dir=certs)
+        try:
+            controller = Controller(store, [setting], pool, identity=name, resync_s=resync_s)
+        except StoreError as exc:
+            log.warning("%s could not start term %d: %s", name, epoch, exc)
+            pool.close()
+            store.close()
+            return lambda _term_stop: None
+        controller.leases.epoch = epoch
+        console.print(f"corral controller {name}: leading in term {epoch}", highlight=False)
+
+        def body(term_stop: threading.Event) -> None:
+            try:
+                controller.run(term_stop)
+            finally:
+                pool.close()
+                store.close()
+                console.print(
+                    f"corral controller {name}: term {epoch} over; standing by", highlight=False
+                )
+
+        return body
+
+    return start

@@ -1,0 +1,198 @@
+"""Controller HA: two `corral controller` processes on PostgreSQL, one real agent.
+
+The agent runs on libvirt's test driver (its domains are in memory, no QEMU), so what
+is measured is the controllers' election and failover, not guest boot. The leader is
+killed with SIGKILL (no release: the standby must wait out the lease), then a
+frozen leader (SIGSTOP) is deposed and woken: its store writes and agent lease
+renewals must be refused. Figures are printed (`pytest -s`); timings are not asserted
+beyond generous deadlines.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from controller.agents import AgentClient
+from controller.store import Fenced, Store, open_store
+from controller.store.fencing import holder_hash
+from schemas.kinds import KINDS
+from tests.e2e.e2ekit import REPO_ROOT, AgentProcess, start_agent, stop_agent
+
+pytestmark = pytest.mark.postgres
+
+LEASE_TTL_S = 2.0
+DEADLINE_S = 90.0
+
+HOST = """\
+apiVersion: corral.dev/v1alpha1
+kind: Host
+metadata:
+  name: h1
+spec:
+  address: {address}
+  virtualization: qemu
+"""
+
+VM = """\
+apiVersion: corral.dev/v1alpha1
+kind: VirtualMachine
+metadata:
+  name: {name}
+spec:
+  cpus: 1
+  memory: 128Mi
+  boot:
+    kernel: /boot/vmlinuz
+"""
+
+
+class Replica:
+    """One `corral controller` process with its own identity, state dir and log."""
+
+    def __init__(self, identity: str, manifests: Path, db: str, work: Path) -> None:
+        self.identity = identity
+        self.log = work / f"{identity}.log"
+        argv = [
+            sys.executable, "-m", "controller.cli.main", "controller", str(manifests),
+            "--db", db,
+            "--identity", identity,
+            "--state-dir", str(work / identity),
+            "--lease-ttl", str(LEASE_TTL_S),
+            "--poll", "0.2",
+            "--resync", "2",
+        ]  # fmt: skip
+        out = open(self.log, "wb")  # noqa: SIM115 - the child writes to it for its whole life
+        self.process = subprocess.Popen(argv, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def end(self) -> None:
+        if self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGCONT)
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def wait_for(what: str, check: Callable[[], bool], replicas: list[Replica]) -> float:
+    """Poll `check` every 20 ms; return seconds until it held, or fail naming `what`."""
+    start = time.monotonic()
+    while not check():
+        if time.monotonic() - start > DEADLINE_S:
+            logs = "\n".join(f"--- {r.identity}\n{r.output()[-3000:]}" for r in replicas)
+            pytest.fail(f"{what}: not after {DEADLINE_S:.0f} s\n{logs}")
+        time.sleep(0.02)
+    return time.monotonic() - start
+
+
+@pytest.fixture
+def agent(tmp_path: Path) -> Iterator[AgentProcess]:
+    process = start_agent("test:///default", tmp_path / "agent.log")
+    yield process
+    stop_agent(process.process)
+
+
+def running(client: AgentClient, vm: str) -> bool:
+    return any(d.name == vm and d.state == "running" for d in client.get_state().domains)
+
+
+def leads(store: Store, identity: str, epoch: int) -> Callable[[], bool]:
+    def check() -> bool:
+        term = store.leader_term()
+        return term.holder == holder_hash(identity) and term.epoch == epoch
+
+    return check
+
+
+def test_standby_takes_over_a_killed_leader_and_a_deposed_leader_is_fenced(
+    pg_schema_url: str, agent: AgentProcess, tmp_path: Path
+) -> None:
+    manifests = tmp_path / "fleet"
+    manifests.mkdir()
+    (manifests / "host.yaml").write_text(HOST.format(address=agent.address))
+    (manifests / "vm-a.yaml").write_text(VM.format(name="vm-a"))
+    client = AgentClient(agent.address)
+    store = open_store(pg_schema_url)
+    replicas: list[Replica] = []
+    try:
+        replicas.append(a := Replica("ctl-a", manifests, pg_schema_url, tmp_path))
+        wait_for("ctl-a leads in term 1", leads(store, "ctl-a", 1), replicas)
+        wait_for("vm-a running", lambda: running(client, "vm-a"), replicas)
+        replicas.append(b := Replica("ctl-b", manifests, pg_schema_url, tmp_path))
+        wait_for("ctl-b stands by", lambda: "standing by" in b.output(), replicas)
+        time.sleep(2 * LEASE_TTL_S)
+        assert leads(store, "ctl-a", 1)(), "the standby took the lead from a live leader"
+
+        # 1. the leader dies without a word; the standby waits out the lease and leads
+        a.process.kill()
+        a.process.wait()
+        (manifests / "vm-b.yaml").write_text(VM.format(name="vm-b"))
+        killed = time.monotonic()
+        lead_s = wait_for("ctl-b leads in term 2", leads(store, "ctl-b", 2), replicas)
+        wait_for("vm-b running", lambda: running(client, "vm-b"), replicas)
+        work_s = time.monotonic() - killed
+        lease = client.get_lease()
+        wait_for(
+            "the agent's lease carries term 2",
+            lambda: (client.get_lease().holder, client.get_lease().epoch) == ("ctl-b", 2),
+            replicas,
+        )
+        print(
+            f"\nfailover after SIGKILL (lease {LEASE_TTL_S:g} s): standby leads in {lead_s:.2f} s,"
+            f" first new VM running in {work_s:.2f} s (agent lease: {lease.holder}/{lease.epoch})"
+        )
+
+        # 2. a frozen leader is deposed; woken, it must change nothing
+        replicas.append(c := Replica("ctl-c", manifests, pg_schema_url, tmp_path))
+        wait_for("ctl-c stands by", lambda: "standing by" in c.output(), replicas)
+        os.kill(b.process.pid, signal.SIGSTOP)
+        frozen = time.monotonic()
+        takeover_s = wait_for("ctl-c leads in term 3", leads(store, "ctl-c", 3), replicas)
+        wait_for(
+            "the agent's lease carries term 3",
+            lambda: client.get_lease().epoch == 3,
+            replicas,
+        )
+        os.kill(b.process.pid, signal.SIGCONT)
+        wait_for("ctl-b stands by again", lambda: "term 2 over" in b.output(), replicas)
+        time.sleep(LEASE_TTL_S)
+        assert leads(store, "ctl-c", 3)()
+        assert (client.get_lease().holder, client.get_lease().epoch) == ("ctl-c", 3)
+        print(
+            f"frozen leader deposed: ctl-c leads {takeover_s:.2f} s after SIGSTOP; ctl-b woken,"
+            f" back to standby, agent lease still ctl-c/3 ({time.monotonic() - frozen:.1f} s)"
+        )
+
+        # a write carrying the deposed term's token is refused and changes nothing
+        late = open_store(pg_schema_url)
+        try:
+            late.set_fencing_token(2)
+            vm = KINDS["VirtualMachine"].model_validate(
+                {
+                    "kind": "VirtualMachine",
+                    "metadata": {"name": "late"},
+                    "spec": {"cpus": 1, "memory": "128Mi"},
+                }
+            )
+            with pytest.raises(Fenced) as caught:
+                late.put(vm, source="api:late")
+            assert (caught.value.token, caught.value.current) == (2, 3)
+        finally:
+            late.close()
+        assert "late" not in {o.name for o in store.list(kind="VirtualMachine").items}
+    finally:
+        for replica in replicas:
+            replica.end()
+        store.close()
