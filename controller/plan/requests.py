@@ -8,7 +8,7 @@ from controller.plan.expand import DesiredVM
 from controller.plan.memo import IdentityMemo
 from controller.plan.storage import pool_spec
 from controller.plan.world import World
-from controller.scheduler.model import HostView, VMRequest
+from controller.scheduler.model import HostView, VMRequest, counted_memory
 from schemas.volume import VolumeSpec
 
 MIB = 2**20
@@ -39,6 +39,7 @@ def _build_request(vm: DesiredVM, volumes: Mapping[str, VolumeSpec]) -> VMReques
         labels=dict(vm.labels),
         cpu_milli=(spec.cpus or 1) * 1000,
         memory=spec.memory or 0,
+        guaranteed_memory=spec.guaranteed_memory,
         networks=frozenset(nic.network for nic in spec.nics),
         pools=pools,
         host_selector=selector,
@@ -68,7 +69,8 @@ def host_views(
         if request is None:
             continue
         cpu[host] = cpu.get(host, 0) + request.cpu_milli
-        memory[host] = memory.get(host, 0) + request.memory
+        ballooned = world.policy.for_host(host).memory_balloon.enabled
+        memory[host] = memory.get(host, 0) + counted_memory(request, ballooned)
         vms.setdefault(host, set()).add(vm)
     views = []
     for name, host in world.desired.hosts.items():

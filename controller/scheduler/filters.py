@@ -114,7 +114,9 @@ def _memory(fleet: Fleet, vm: VMRequest, mem_free: np.ndarray) -> FilterOutcome:
         return f"memory {human_bytes(free)} free" if free > 0 else "memory full"
 
     return FilterOutcome(
-        FilterName.MEMORY, _effective(fleet, FilterName.MEMORY, mem_free >= vm.memory), explain
+        FilterName.MEMORY,
+        _effective(fleet, FilterName.MEMORY, mem_free >= fleet.memory_need(vm)),
+        explain,
     )
 
 

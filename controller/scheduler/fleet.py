@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from controller.scheduler.model import HostView
+from controller.scheduler.model import HostView, VMRequest, counted_memory
 from schemas.meta import LabelSelector
 from schemas.policy import FilterName, SchedulingPolicySpec, WeightName
 
@@ -68,6 +68,7 @@ class Fleet:
         )
         self.cpu_scale = _inverse(self.cpu_allocatable)
         self.mem_scale = _inverse(self.mem_allocatable)
+        self.balloon = np.array([p.memory_balloon.enabled for p in self.policies], dtype=bool)
         self.maintenance = np.array([h.maintenance for h in ordered], dtype=bool)
         self.healthy = np.array([h.healthy for h in ordered], dtype=bool)
         self.in_flight = np.array([h.migrations_in_flight for h in ordered], dtype=np.int64)
@@ -114,6 +115,19 @@ class Fleet:
             mask = np.array([pools <= h.pools for h in self.hosts], dtype=bool)
             self._pool_masks[pools] = mask
         return mask
+
+    def memory_need(self, vm: VMRequest) -> np.ndarray | int:
+        """Return the memory the VM counts for on each host (bytes): its guaranteedMemory
+        where the host's policy balloons memory, its memory elsewhere (a scalar when that
+        is the same everywhere)."""
+        guaranteed = vm.guaranteed_memory
+        if guaranteed is None or guaranteed >= vm.memory or not self.balloon.any():
+            return vm.memory
+        return np.where(self.balloon, guaranteed, vm.memory)
+
+    def counted_memory(self, host: int, vm: VMRequest) -> int:
+        """Return the memory the VM counts for on one host (see memory_need)."""
+        return counted_memory(vm, bool(self.balloon[host]))
 
     def add(self, host: int, cpu_milli: int, memory: int) -> None:
         """Count a VM's resources on a host in the running tally."""

@@ -44,6 +44,8 @@ class VMRequest:
     memory: int
     networks: frozenset[str] = frozenset()
     pools: frozenset[str] = frozenset()
+    guaranteed_memory: int | None = None
+    """Counted instead of `memory` on hosts whose policy balloons memory (memoryBalloon)."""
     host_selector: LabelSelector | None = None
     pinned_host: str | None = None
     ha_priority: int = 0
@@ -51,6 +53,16 @@ class VMRequest:
     """HA on: restarted elsewhere when its host fails (controller.ha)."""
     migratable: bool = True
     """False when the VM's migration policy forbids live migration: never moved by a balancer."""
+
+
+def counted_memory(vm: VMRequest, ballooned: bool) -> int:
+    """Return the memory (bytes) the VM counts for on a host: its guaranteedMemory where
+    the host's policy balloons memory (MOM overcommit) and that is below its memory, else
+    its memory."""
+    guaranteed = vm.guaranteed_memory
+    if ballooned and guaranteed is not None and guaranteed < vm.memory:
+        return guaranteed
+    return vm.memory
 
 
 @dataclass(frozen=True)

@@ -153,9 +153,9 @@ class SchedulingPass:
         new = index.get(host) if host is not None else None
         gids = self._group_ids(vm)
         if old is not None:
-            self.fleet.remove(old, vm.cpu_milli, vm.memory)
+            self.fleet.remove(old, vm.cpu_milli, self.fleet.counted_memory(old, vm))
         if new is not None:
-            self.fleet.add(new, vm.cpu_milli, vm.memory)
+            self.fleet.add(new, vm.cpu_milli, self.fleet.counted_memory(new, vm))
         self._overlay[vm.name] = host
         for gid in gids:
             counts = self._counts.get(gid)
@@ -267,7 +267,7 @@ class SchedulingPass:
             cpu_used = cpu_used.copy()
             mem_used = mem_used.copy()
             cpu_used[current] -= vm.cpu_milli
-            mem_used[current] -= vm.memory
+            mem_used[current] -= fleet.counted_memory(current, vm)
         hard, soft = self._affinity_rules(vm, current)
         outcomes = run_filters(
             fleet, vm, fleet.cpu_allocatable - cpu_used, fleet.mem_allocatable - mem_used, hard

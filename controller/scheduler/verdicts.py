@@ -90,7 +90,10 @@ class VerdictTable(Sequence[HostVerdict]):
 
 def needs_phrase(vm: VMRequest, has_hard_affinity: bool) -> str:
     """Return what the VM needs of a host: "2 CPUs and 16Gi memory free matching zone=a"."""
-    text = f"{cpus_phrase(vm.cpu_milli)} and {human_bytes(vm.memory)} memory free"
+    memory = human_bytes(vm.memory)
+    if vm.guaranteed_memory is not None and vm.guaranteed_memory < vm.memory:
+        memory += f" ({human_bytes(vm.guaranteed_memory)} where memory is ballooned)"
+    text = f"{cpus_phrase(vm.cpu_milli)} and {memory} memory free"
     selector = vm.host_selector
     if selector is not None and (selector.match_labels or selector.match_expressions):
         text += f" matching {selector.describe()}"

@@ -37,7 +37,7 @@ def utilisation_after(
 ) -> np.ndarray:
     """Return each host's dominant-resource utilisation if the VM were added, clipped 0..1."""
     cpu = (cpu_used + vm.cpu_milli) * fleet.cpu_scale
-    mem = (mem_used + vm.memory) * fleet.mem_scale
+    mem = (mem_used + fleet.memory_need(vm)) * fleet.mem_scale
     return np.clip(np.maximum(cpu, mem, out=cpu), 0.0, 1.0, out=cpu)
 
 
