@@ -24,6 +24,8 @@ from nodeagent.models import HostStats
 log = logging.getLogger(__name__)
 DEFAULT_RETENTION = timedelta(days=7)
 DEFAULT_INTERVAL_S = 60.0
+ROLLUP_BATCH = 24 * 7
+"""Periods rolled up per read: a week of hours at most, so a long gap stays bounded."""
 
 
 class Sampler:
@@ -89,9 +91,10 @@ class Sampler:
             since = latest + PERIOD_LENGTH[period] if latest else oldest
             if since is None:
                 continue
-            for start in closed_periods(since, now, period):
-                self.warehouse.roll_up(period, start)
-                done[period.value] += 1
+            starts = closed_periods(since, now, period)
+            for chunk in range(0, len(starts), ROLLUP_BATCH):
+                self.warehouse.roll_up_many(period, starts[chunk : chunk + ROLLUP_BATCH])
+            done[period.value] += len(starts)
         cutoff = retention_cutoff(now, self.retention)
         rolled = self.warehouse.latest_rollup(Period.HOUR)
         if rolled is not None:

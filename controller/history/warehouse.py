@@ -107,17 +107,13 @@ class Warehouse:
         rows = [_sample_row(s) for s in samples]
         if not rows:
             return 0
+        by_instant: dict[datetime, set[str]] = {}
+        for row in rows:
+            by_instant.setdefault(row["at"], set()).add(row["name"])
+        c = tables.samples.c
         with self._writer.begin() as conn:
-            for row in rows:
-                conn.execute(
-                    delete(tables.samples).where(
-                        and_(
-                            tables.samples.c.subject == row["subject"],
-                            tables.samples.c.name == row["name"],
-                            tables.samples.c.at == row["at"],
-                        )
-                    )
-                )
+            for at, names in by_instant.items():
+                conn.execute(delete(tables.samples).where(and_(c.at == at, c.name.in_(names))))
             conn.execute(insert(tables.samples), rows)
         return len(rows)
 
@@ -168,16 +164,32 @@ class Warehouse:
 
         Repeating it replaces the period's roll-ups with the same values (idempotent).
         """
-        end = start + PERIOD_LENGTH[period]
-        rollups = rollup_samples(
-            self.samples(start, end),
-            period,
-            count_occurrences(self.occurrences(start, end), period),
-        )
+        return self.roll_up_many(period, [start])
+
+    def roll_up_many(self, period: Period, starts: Sequence[datetime]) -> list[Rollup]:
+        """Roll up every period beginning at one of `starts` in one read and one write.
+
+        Returns the roll-ups written; each period's earlier roll-ups are replaced.
+        """
+        if not starts:
+            return []
+        length = PERIOD_LENGTH[period]
+        first, end = min(starts), max(starts) + length
+        wanted = set(starts)
+        rollups = [
+            r
+            for r in rollup_samples(
+                self.samples(first, end),
+                period,
+                count_occurrences(self.occurrences(first, end), period),
+            )
+            if r.start in wanted
+        ]
         with self._writer.begin() as conn:
             conn.execute(
                 delete(tables.rollups).where(
-                    tables.rollups.c.period == period.value, tables.rollups.c.start == start
+                    tables.rollups.c.period == period.value,
+                    tables.rollups.c.start.in_(sorted(wanted)),
                 )
             )
             if rollups:
