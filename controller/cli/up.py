@@ -118,6 +118,9 @@ def up(
 
         api_server = start_embedded_api(controller, api, api_certs, db, state_dir)
         console.print(f"Dashboard: {'https' if api_certs else 'http'}://{api}/ui/")
+        from controller.history.sampler import start_sampling
+
+        start_sampling(controller.store, controller.pool, stop)
     try:
         if local_agents:
             _start_local_agents(controller, agents)

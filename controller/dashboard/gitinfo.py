@@ -35,8 +35,10 @@ def commits_of(
             for revision in wanted - found.keys():
                 try:
                     commit = repo.commit(revision)
+                    message = str(commit.message)
+                    author = f"{commit.author.name} <{commit.author.email}>"
                 except (ValueError, git.BadName, git.GitCommandError):
                     continue
-                subject = commit.message.strip().splitlines()[0] if commit.message else ""
-                found[revision] = (f"{commit.author.name} <{commit.author.email}>", subject)
+                subject = message.strip().splitlines()[0] if message.strip() else ""
+                found[revision] = (author, subject)
     return found

@@ -121,11 +121,16 @@ def spec_doc(stored: StoredObject) -> dict[str, Any]:
 
 
 def actions_on(plans: Sequence[Any], ref: str, limit: int = 20) -> list[dict[str, Any]]:
-    """Return the plan actions that targeted `ref` ("Kind/name"), newest first."""
+    """Return the plan actions that targeted `ref` ("Kind/name"), newest first.
+
+    For a host ("Host/name") that includes every action run on it (a VM migrated off it).
+    """
+    kind, _, name = ref.partition("/")
     found: list[dict[str, Any]] = []
     for plan in plans:
         for action, outcome in zip(plan.actions, plan.outcomes, strict=True):
-            if action.get("target") != ref:
+            on_host = kind == "Host" and action.get("host") == name
+            if action.get("target") != ref and not on_host:
                 continue
             found.append(
                 {
@@ -133,6 +138,7 @@ def actions_on(plans: Sequence[Any], ref: str, limit: int = 20) -> list[dict[str
                     "at": plan.created_at,
                     "revision": plan.revision,
                     "type": action.get("type"),
+                    "target": action.get("target"),
                     "host": action.get("host"),
                     "reason": action.get("reason"),
                     "message": action.get("message"),

@@ -8,9 +8,10 @@ is older than the retention and already rolled up.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from controller.agentpool import AgentPool
 from controller.agents import AgentClientError
@@ -119,3 +120,23 @@ class Sampler:
             except Exception:
                 log.exception("history sampling failed; retrying next interval")
             wait(interval_s)
+
+
+def start_sampling(
+    store: Store, pool: AgentPool, stop: threading.Event, interval_s: float = DEFAULT_INTERVAL_S
+) -> threading.Thread:
+    """Start the history job on a daemon thread beside the loop; it ends when `stop` is set."""
+    sampler = Sampler(store, pool)
+    thread = threading.Thread(
+        target=sampler.run,
+        kwargs={
+            "stop": stop.is_set,
+            "clock": lambda: datetime.now(UTC),
+            "interval_s": interval_s,
+            "sleep": stop.wait,
+        },
+        name="corral-history",
+        daemon=True,
+    )
+    thread.start()
+    return thread
