@@ -1,4 +1,13 @@
-"""Template: a VM spec that VMs inherit from; its volume disks become thin clones."""
+"""Template: a VM spec that VMs inherit from; its volume disks become thin clones.
+
+Changing a Template changes no existing VM unless the VM opts in. The first plan that
+expands a VM records the template it used in the VM's status (status.template: name,
+generation, and the template spec as written); later plans expand the VM with that
+pinned copy, and the VM's Ready message notes when the template has moved on. A VM
+with spec.templateFollow: true expands with the current template (and its pin follows);
+pointing spec.template at another template pins that one afresh. The planner stays
+pure: the pin in status is the only history it reads (controller/plan/templates.py).
+"""
 
 from __future__ import annotations
 

@@ -190,6 +190,9 @@ class VirtualMachineSpec(VirtualMachineFields):
     """Desired state of a VM; with a template, the template fills what the VM leaves out."""
 
     template: Name | None = None
+    template_follow: bool = False
+    """True: the VM takes its template's later changes; False: it keeps the template as it
+    was when the VM was first planned (status.template), see schemas/template.py."""
     run_strategy: RunStrategy = RunStrategy.ALWAYS
 
     @model_validator(mode="after")
@@ -233,6 +236,14 @@ class HostVerdict(CorralModel):
     score: float | None = None
 
 
+class TemplatePin(CorralModel):
+    """The template a VM was created from as it was then: name, generation and spec."""
+
+    name: str
+    generation: int | None = None
+    spec: VirtualMachineFields
+
+
 class VirtualMachineStatus(ObjectStatus):
     phase: VMPhase = VMPhase.PENDING
     host: str | None = None
@@ -241,6 +252,7 @@ class VirtualMachineStatus(ObjectStatus):
     migration: MigrationStatus | None = None
     scheduling: list[HostVerdict] = Field(default_factory=list)
     last_started: datetime | None = None
+    template: TemplatePin | None = None
 
 
 class VirtualMachine(Resource[VirtualMachineSpec, VirtualMachineStatus]):

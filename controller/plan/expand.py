@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from controller.plan import reasons
 from controller.plan.memo import IdentityMemo
 from controller.plan.model import Desired, ObjectKey
+from controller.plan.templates import pin_of, template_in_force
 from schemas.affinity import AffinityGroup
 from schemas.host import Host
 from schemas.kinds import AnyResource
@@ -23,7 +24,7 @@ from schemas.policy import SchedulingPolicy
 from schemas.snapshot import Snapshot
 from schemas.storagepool import StoragePool
 from schemas.template import Template, merge_template
-from schemas.vm import Disk, VirtualMachine, VirtualMachineSpec
+from schemas.vm import Disk, TemplatePin, VirtualMachine, VirtualMachineSpec
 from schemas.volume import VolumeFormat, VolumeSource, VolumeSpec
 
 
@@ -35,6 +36,8 @@ class DesiredVM:
     resource: VirtualMachine
     spec: VirtualMachineSpec
     clones: tuple[str, ...] = ()
+    template: TemplatePin | None = None
+    """The version of its template the VM expanded with (controller.plan.templates)."""
 
     @property
     def labels(self) -> dict[str, str]:
@@ -104,6 +107,7 @@ def expand_vm_volumes(vm: VirtualMachine, templates: dict[str, Template]) -> lis
     template = templates.get(vm.spec.template or "")
     if template is None:
         return []
+    template = template_in_force(vm, template)
     own = {disk.name for disk in vm.spec.disks}
     return [
         clone_name(vm.name, disk.name)
@@ -121,6 +125,7 @@ def _expand_vm(out: Expanded, vm: VirtualMachine) -> None:
     key = ("VirtualMachine", vm.name)
     spec = vm.spec
     clones: list[str] = []
+    pin: TemplatePin | None = None
     if spec.template is not None:
         template = out.templates.get(spec.template)
         if template is None:
@@ -129,6 +134,8 @@ def _expand_vm(out: Expanded, vm: VirtualMachine) -> None:
                 f"Template/{spec.template} is not defined; define it or remove spec.template",
             )
             return
+        current, template = template, template_in_force(vm, template)
+        pin = pin_of(current) if template is current or vm.status is None else vm.status.template
         merged = _MERGED.get((vm, template), None, lambda: _merge(vm, template))
         if isinstance(merged, str):
             out.problems[key] = (reasons.INVALID_SPEC, merged)
@@ -142,7 +149,7 @@ def _expand_vm(out: Expanded, vm: VirtualMachine) -> None:
                     return
                 clones.append(clone_name(vm.name, disk.name))
         spec = _CLONED.get((merged,), vm.name, lambda: _with_clones(vm.name, merged, own))
-    out.vms[vm.name] = DesiredVM(vm.name, vm, spec, tuple(clones))
+    out.vms[vm.name] = DesiredVM(vm.name, vm, spec, tuple(clones), pin)
 
 
 def _with_clones(vm: str, merged: VirtualMachineSpec, own: set[str]) -> VirtualMachineSpec:

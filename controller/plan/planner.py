@@ -28,6 +28,7 @@ from controller.plan.order import order_actions
 from controller.plan.placement import decide_placements
 from controller.plan.snapshots import plan_snapshots
 from controller.plan.storage import plan_pools, plan_volumes, volume_needs
+from controller.plan.templates import record_templates
 from controller.plan.verdicts import host_verdicts, passive_verdicts
 from controller.plan.vms import plan_vm_on_host
 from controller.plan.world import World
@@ -60,6 +61,7 @@ def plan(desired: Desired, observed: Observed, policy: PolicyContext) -> Plan:
     plan_snapshots(world, out)
     passive_verdicts(world, out)
     host_verdicts(world, out, dec)
+    record_templates(expanded, out)
     return Plan(
         actions=order_actions(out.actions),
         verdicts=dict(sorted(out.verdicts.items())),
