@@ -22,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 
 from nodeagent import __version__, balloon, domains, migration, networks, snapshots, storage
 from nodeagent.agent import Agent
+from nodeagent.bodylimit import MIB, BodySizeLimit
 from nodeagent.consoleroutes import install_console_routes
 from nodeagent.context import AgentContext
 from nodeagent.errors import AgentFailure, from_libvirt
@@ -100,6 +101,21 @@ AgentDep = Annotated[Agent, Depends(_agent)]
 Ctx = Annotated[AgentContext, Depends(_ctx)]
 
 
+MAX_BODY_BYTES = 8 * MIB
+"""Bodies above 8 MiB are refused (413): a domain definition is a few kilobytes."""
+
+
+def _too_large(message: str) -> dict[str, Any]:
+    return AgentError(
+        type="invalid_spec", message=f"request body too large: {message}", field="body"
+    ).model_dump()
+
+
+def _streamed_upload(method: str, path: str) -> bool:
+    """Return True for a volume content upload: streamed to disk, as large as the volume."""
+    return method == "PUT" and path.startswith("/v1/pools/") and path.endswith("/content")
+
+
 def create_app(agent: Agent | None = None) -> FastAPI:
     """Return the ASGI app serving `agent` (settable later as `app.state.agent`).
 
@@ -114,6 +130,12 @@ def create_app(agent: Agent | None = None) -> FastAPI:
         responses=_ERRORS,
     )
     app.state.agent = agent
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=MAX_BODY_BYTES,
+        error_body=_too_large,
+        exempt=_streamed_upload,
+    )
     install_console_routes(app)
 
     @app.exception_handler(AgentFailure)

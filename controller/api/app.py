@@ -20,9 +20,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from controller.api.actions import action_router
 from controller.api.auth import require
+from controller.api.bodies import MAX_BODY_BYTES
 from controller.api.console import console_router
 from controller.api.errors import (
     INTERNAL,
+    TOO_LARGE,
     ApiError,
     api_error_handler,
     from_store_error,
@@ -39,6 +41,7 @@ from controller.api.routes import API_PREFIX, object_routers
 from controller.api.tokens import TokenStore
 from controller.api.watch import watch_router
 from controller.store import Store, StoreError, StoreUnavailable
+from nodeagent.bodylimit import BodySizeLimit
 from schemas.kinds import KINDS, PLURALS, SHORT_NAMES
 from schemas.meta import API_VERSION
 
@@ -142,6 +145,11 @@ def create_app(
     app.add_exception_handler(StoreError, _store_error_handler)
     app.add_exception_handler(Exception, _internal_error_handler)
     app.add_middleware(RequestMetrics, metrics=metrics)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=MAX_BODY_BYTES,
+        error_body=lambda message: status_body(413, TOO_LARGE, message),
+    )
 
     @app.get("/healthz", tags=["meta"], operation_id="healthz", summary="Liveness (no token)")
     def healthz() -> dict[str, str]:

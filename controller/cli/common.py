@@ -10,6 +10,7 @@ from rich.console import Console
 
 from controller.loop import SourceSetting
 from controller.sources import DirectorySource, GitSource
+from controller.sources.git import redact_url
 from controller.store import Store, StoreError, default_state_dir, open_store
 
 console = Console()
@@ -55,9 +56,10 @@ def make_source(
         raise typer.Exit(2)
     if git is not None:
         cache = (state_dir or default_state_dir()) / "sources"
-        source = GitSource(git, cache, branch=branch, path=subpath, name=f"git:{git}")
+        shown = redact_url(git)
+        source = GitSource(git, cache, branch=branch, path=subpath, name=f"git:{shown}")
         return SourceSetting(
-            source, "git", "origin", prune, {"url": git, "branch": branch, "path": subpath}
+            source, "git", "origin", prune, {"url": shown, "branch": branch, "path": subpath}
         )
     assert path is not None
     if not path.is_dir():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import git
 
@@ -31,7 +32,7 @@ class GitSource:
         self.url = url
         self.branch = branch
         self.subpath = path
-        self.name = name or f"git:{url}#{branch}:{path}"
+        self.name = name or f"git:{redact_url(url)}#{branch}:{path}"
         key = hashlib.sha256(f"{url}\0{branch}".encode()).hexdigest()[:12]
         self.workdir = Path(cache_dir) / f"git-{key}"
         self._lock = threading.Lock()
@@ -57,7 +58,12 @@ class GitSource:
             git.InvalidGitRepositoryError,
             ValueError,
         ) as exc:
-            raise SourceError(self.name, _git_message(exc)) from exc
+            raise SourceError(self.name, self._scrub(_git_message(exc))) from exc
+
+    def _scrub(self, message: str) -> str:
+        """Return `message` with the URL's password (if any) replaced by ***."""
+        secret = urlsplit(self.url).password if "://" in self.url else None
+        return message.replace(secret, "***") if secret else message
 
     def revision(self) -> str:
         """Return the commit SHA the branch points at in the repository (`git ls-remote`:
@@ -66,7 +72,7 @@ class GitSource:
         try:
             found = git.cmd.Git().ls_remote(self.url, f"refs/heads/{self.branch}")
         except git.GitCommandError as exc:
-            raise SourceError(self.name, _git_message(exc)) from exc
+            raise SourceError(self.name, self._scrub(_git_message(exc))) from exc
         if not found:
             raise SourceError(self.name, f"branch {self.branch!r} does not exist")
         return found.split()[0]
@@ -92,6 +98,24 @@ class GitSource:
                 "time": commit.committed_datetime.isoformat(),
             }
             return Snapshot(self.name, commit.hexsha, result, detail)
+
+
+def redact_url(url: str) -> str:
+    """Return `url` with the password of its user info replaced by *** (paths unchanged).
+
+    A repository URL may carry a token (https://user:TOKEN@host/repo.git); the URL is
+    shown as the source's name, stored in its settings and logged, the token never.
+    """
+    if "://" not in url:
+        return url
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    netloc = f"{parts.username or ''}:***@{host}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 def _git_message(exc: Exception) -> str:
