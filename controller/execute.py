@@ -9,7 +9,7 @@ failed, and reports every outcome as it happens.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import groupby
@@ -87,20 +87,20 @@ def call_agent(client: AgentClient, action: Action) -> Any:
 
 
 class Executor:
-    """Runs plans; `fencing` maps host name -> its Fencing spec for FenceHost actions."""
+    """Runs plans; `fencing_for` returns a host's Fencing spec for FenceHost actions."""
 
     def __init__(
         self,
         client_for: ClientFor,
         *,
-        fencing: Mapping[str, Fencing] | None = None,
+        fencing_for: Callable[[str], Fencing] | None = None,
         max_parallel: int = 8,
         attempts: int = 3,
         backoff_s: float = 0.5,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.client_for = client_for
-        self.fencing = dict(fencing or {})
+        self.fencing_for = fencing_for or (lambda _host: Fencing())
         self.max_parallel = max_parallel
         self.attempts = attempts
         self.backoff_s = backoff_s
@@ -169,7 +169,7 @@ class Executor:
     def _perform(self, action: Action) -> Any:
         if action.type is ActionType.FENCE_HOST:
             host = action.host or action.target[1]
-            return {"fenced": fence_host(host, self.fencing.get(host, Fencing()))}
+            return {"fenced": fence_host(host, self.fencing_for(host))}
         if action.host is None:
             raise ValueError(f"{action.type} for {action.ref} names no host")
         return call_agent(self.client_for(action.host), action)

@@ -123,7 +123,10 @@ def assess_host(
     if obs.reachable:
         return HostHealth(name, HostState.UP, False, AGENT_ANSWERING, f"Host {name} answers")
     power = fencing_method in POWER_FENCE_METHODS
-    if obs.power_fenced_at is not None:
+    contact = _last_contact(obs)
+    # A fence confirmed before the host last answered belongs to an earlier failure: the
+    # host came back since, so it says nothing about whether it runs now.
+    if obs.power_fenced_at is not None and (contact is None or obs.power_fenced_at >= contact):
         return HostHealth(
             name,
             HostState.FENCED,
@@ -133,7 +136,6 @@ def assess_host(
             safe_at=obs.power_fenced_at,
             failed_at=obs.power_fenced_at,
         )
-    contact = _last_contact(obs)
     sent = obs.lease_sent_at
     if contact is None and sent is None:
         return HostHealth(

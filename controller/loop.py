@@ -26,11 +26,11 @@ from controller.conditions import set_condition
 from controller.execute import Executor, Outcome
 from controller.leases import LeaseKeeper
 from controller.observe import poll_hosts, read_observed
-from controller.plan import Desired, Plan, PolicyContext, plan
+from controller.plan import ActionType, Desired, Plan, PolicyContext, plan
 from controller.sources.base import Snapshot, SourceError
 from controller.status import build_statuses
 from controller.store import NotFound, Store, StoredObject, StoreError
-from schemas.host import Host
+from schemas.host import Fencing, Host
 from schemas.meta import Condition, ConditionStatus, ConditionType
 from schemas.policy import SchedulingPolicy, SchedulingPolicySpec
 
@@ -135,7 +135,9 @@ class Controller:
         self._applied_at: dict[str, tuple[str, float]] = {}
         self._observed_at: dict[str, float] = {}
         self._touched: set[str] = set()
-        self.executor = Executor(self._client_for_name, max_parallel=max_parallel)
+        self.executor = Executor(
+            self._client_for_name, fencing_for=self._fencing_for, max_parallel=max_parallel
+        )
         self.leases = LeaseKeeper(store, self._hosts, self._client_for, holder=identity)
         self.balloons = BalloonKeeper(store, self._client_for_name, identity)
         self._wake = threading.Event()
@@ -319,6 +321,12 @@ class Controller:
                 recorder.flush()
             failed = sum(1 for o in outcomes if not o.ok)
             self.store.finish_plan(plan_id, f"{len(outcomes) - failed} ok, {failed} failed")
+            for outcome in outcomes:
+                if outcome.ok and outcome.action.type is ActionType.FENCE_HOST:
+                    # A confirmed power fence is what makes the host's HA VMs safe to
+                    # restart (controller.ha): it must outlive this process.
+                    fenced = outcome.action.host or outcome.action.target[1]
+                    self.store.record_power_fenced(fenced, self.clock())
             # Status is written from what the agents report after acting, never from
             # what the plan hoped: re-read the hosts, then plan again (pure) for verdicts.
             touched = {a.host for a in first.actions if a.host}
@@ -457,6 +465,12 @@ class Controller:
 
     def _client_for(self, host: Host) -> AgentClient:
         return self.pool.client(host.metadata.name, host.spec.address)
+
+    def _fencing_for(self, name: str) -> Fencing:
+        try:
+            return self.store.get("Host", name).obj.spec.fencing
+        except NotFound:
+            return Fencing()
 
     def _client_for_name(self, name: str) -> AgentClient:
         try:

@@ -55,7 +55,7 @@ def assess_hosts(
             safe_to_restart=health.safe_to_restart,
             reason=health.reason,
             message=health.message,
-            fenced=obs.power_fenced_at is not None,
+            fenced=health.state is HostState.FENCED,
         )
     return out
 

@@ -194,6 +194,16 @@ ROWS = [
         None,
     ),
     (
+        "old-fence-does-not-cover-a-new-failure",
+        obs(seen=s(100), sent=s(100), acked=s(100), fenced=s(11)),
+        s(112),
+        FenceMethod.IPMI,
+        HostState.FAILED,
+        False,
+        "WaitingForFence",
+        s(118),
+    ),
+    (
         "recent-renewal-extends-suspicion",
         obs(seen=s(-60), sent=s(0), acked=s(0)),
         s(9),

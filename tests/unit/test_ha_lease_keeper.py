@@ -63,4 +63,6 @@ def test_renewal_to_a_silent_agent_gives_up_within_the_request_timeout(
         client.close()
         store.close()
     assert renewed == []
-    assert elapsed <= REQUEST_TIMEOUT_S + 0.5, f"renewal held the keeper {elapsed:.1f}s"
+    # The bound is the client timeout; the extra second absorbs thread scheduling on a loaded
+    # machine, not network waiting.
+    assert elapsed <= REQUEST_TIMEOUT_S + 1.5, f"renewal held the keeper {elapsed:.1f}s"
