@@ -196,10 +196,16 @@ def apply(
     wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Pass until converged")] = True,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for convergence")] = 300.0,
 ) -> None:
-    """Apply the manifests once (agents must be running) and wait until converged."""
+    """Apply the manifests once (agents must be running) and wait until converged.
+
+    Leases are renewed while it runs, so HA VMs can start; once it exits, lease-fenced
+    agents fence their HA VMs unless a controller (`corral up`) keeps renewing.
+    """
     setting = make_source(path, git, branch, subpath, prune, state_dir)
     controller = _controller(setting, db, state_dir, certs)
     deadline = time.monotonic() + timeout
+    controller.leases.renew_due()
+    controller.leases.start()
     try:
         while True:
             result = controller.reconcile()
@@ -223,7 +229,18 @@ def apply(
                 err_console.print(line)
             raise typer.Exit(1)
         console.print(status_table(controller.store))
+        ha = [
+            s.name
+            for s in controller.store.list(kind="VirtualMachine").items
+            if s.obj.spec.ha and s.obj.spec.ha.enabled
+        ]
+        if ha:
+            err_console.print(
+                f"[yellow]note:[/] {len(ha)} HA VMs ({', '.join(ha[:5])}) keep running only "
+                "while a controller renews their hosts' leases: run `corral up` for that."
+            )
     finally:
+        controller.leases.stop()
         controller.pool.close()
         controller.store.close()
 
