@@ -10,6 +10,7 @@ from typing import Any
 
 import uvicorn
 
+from nodeagent import logredact
 from nodeagent.agent import Agent
 from nodeagent.server import create_app
 from nodeagent.tls import PeerIdentityH11Protocol, RequireController
@@ -85,4 +86,5 @@ def build_server(
         timeout_graceful_shutdown=5,
         **options,
     )
+    logredact.install()  # after Config: it sets up uvicorn's loggers
     return uvicorn.Server(config)

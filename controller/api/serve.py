@@ -17,6 +17,8 @@ from typing import Any
 
 import uvicorn
 
+from nodeagent import logredact
+
 log = logging.getLogger(__name__)
 
 API_CERT_NAME = "corral-api"
@@ -85,6 +87,7 @@ def build_server(
         timeout_graceful_shutdown=3,
         **options,
     )
+    logredact.install()  # after Config: it sets up uvicorn's loggers
     return uvicorn.Server(config)
 
 
