@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "console": "controller.cli.console",
     "import": "controller.cli.importer",
     "export": "controller.cli.ovf",
+    "volume": "controller.cli.volume",
     "serve": "controller.cli.api",
     "operator": "controller.cli.api",
     "token": "controller.cli.api",
