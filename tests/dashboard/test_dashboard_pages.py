@@ -114,7 +114,10 @@ def test_an_operator_drains_with_the_form_token_only(served) -> None:
 def test_a_scoped_token_sees_only_its_objects(served) -> None:
     _store, tokens, client = served
     _session(client, tokens.create("sam", "viewer", scope="app=y"))
-    assert client.get("/ui/vms/web").status_code == 404
+    hidden = client.get("/ui/vms/web")
+    assert hidden.status_code == 404
+    assert "VirtualMachine/web not found" in hidden.text
+    assert hidden.headers["content-type"].startswith("text/html")
     assert "web" not in client.get("/ui/?fragment=live").text
 
 
