@@ -63,73 +63,20 @@ def build_status(
         ConditionType.STALLED.value,
         ConditionType.RECONCILING.value,
     )
+    true, false = ConditionStatus.TRUE, ConditionStatus.FALSE
+    said = (verdict.reason, verdict.message)
     if failure is not None:
-        conditions = set_condition(
-            conditions,
-            reconciling,
-            ConditionStatus.TRUE,
-            verdict.reason,
-            verdict.message,
-            generation=generation,
-            now=now,
-        )
-        conditions = set_condition(
-            conditions,
-            ready,
-            ConditionStatus.FALSE,
-            ACTION_FAILED,
-            failure,
-            generation=generation,
-            now=now,
-        )
+        steps = [(reconciling, true, *said), (ready, false, ACTION_FAILED, failure)]
     elif verdict.ready:
         conditions = [c for c in conditions if c.type not in (stalled, reconciling)]
-        conditions = set_condition(
-            conditions,
-            ready,
-            ConditionStatus.TRUE,
-            verdict.reason,
-            verdict.message,
-            generation=generation,
-            now=now,
-        )
+        steps = [(ready, true, *said)]
     elif verdict.stalled:
-        conditions = set_condition(
-            conditions,
-            stalled,
-            ConditionStatus.TRUE,
-            verdict.reason,
-            verdict.message,
-            generation=generation,
-            now=now,
-        )
-        conditions = set_condition(
-            conditions,
-            ready,
-            ConditionStatus.FALSE,
-            verdict.reason,
-            verdict.message,
-            generation=generation,
-            now=now,
-        )
+        steps = [(stalled, true, *said), (ready, false, *said)]
     else:
+        steps = [(reconciling, true, *said), (ready, false, *said)]
+    for type_, value, reason, message in steps:
         conditions = set_condition(
-            conditions,
-            reconciling,
-            ConditionStatus.TRUE,
-            verdict.reason,
-            verdict.message,
-            generation=generation,
-            now=now,
-        )
-        conditions = set_condition(
-            conditions,
-            ready,
-            ConditionStatus.FALSE,
-            verdict.reason,
-            verdict.message,
-            generation=generation,
-            now=now,
+            conditions, type_, value, reason, message, generation=generation, now=now
         )
     base["conditions"] = conditions
     base["observed_generation"] = generation
