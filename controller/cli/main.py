@@ -31,6 +31,7 @@ COMMANDS: dict[str, str] = {
     "import": "controller.cli.importer",
     "export": "controller.cli.ovf",
     "volume": "controller.cli.volume",
+    "template": "controller.cli.template",
     "serve": "controller.cli.api",
     "operator": "controller.cli.api",
     "token": "controller.cli.api",
