@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, WebSocket
@@ -107,7 +108,7 @@ def locate(app: Any, identity: Identity, vm: str) -> ConsoleTarget:
         raise ConsoleRefused(CLOSE_NOT_FOUND, str(exc)) from exc
 
 
-def _identity(websocket: WebSocket) -> Identity:
+async def _identity(websocket: WebSocket) -> Identity:
     header = websocket.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     identity = None
@@ -161,47 +162,56 @@ async def _send_user(websocket: WebSocket, frame: bytes | str) -> None:
         await websocket.send_text(frame)
 
 
+async def serve_serial(
+    websocket: WebSocket,
+    name: str,
+    force: bool,
+    authenticate: Callable[[WebSocket], Awaitable[Identity]],
+) -> None:
+    """Relay VM `name`'s serial console to `websocket` for the caller `authenticate` returns
+    (it raises ConsoleRefused); refusals answer before the websocket opens; all audited."""
+    app = websocket.app
+    who: str | None = None
+    try:
+        identity = await authenticate(websocket)
+        who = identity.name
+        target = locate(app, identity, name)
+        client = _agent_client(app, target)
+        params = {"force": "true"} if force else None
+        agent = await open_agent_websocket(client, agent_console_path(target.domain), params)
+    except (ConsoleRefused, ConsoleUnavailable) as exc:
+        code = exc.code if isinstance(exc, ConsoleRefused) else CLOSE_UNAVAILABLE
+        _event(app, name, CONSOLE_REFUSED, f"serial console refused: {exc}", who)
+        await refuse(websocket, code, str(exc))
+        return
+    await websocket.accept()
+    _event(
+        app,
+        name,
+        CONSOLE_OPENED,
+        f"serial console on {target.host} opened by {who}" + (" (forced)" if force else ""),
+        who,
+    )
+    result = await relay(agent, lambda: _user_frames(websocket), lambda f: _send_user(websocket, f))
+    _event(
+        app,
+        name,
+        CONSOLE_CLOSED,
+        f"serial console on {target.host} closed by the {result.ended_by} "
+        f"({result.to_agent_bytes} bytes typed, {result.from_agent_bytes} shown)",
+        who,
+    )
+    with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+        await websocket.close()
+
+
 def console_router() -> APIRouter:
     """Return the console routes (serial websocket, graphics tickets and websocket)."""
     router = APIRouter(prefix=API_PREFIX, tags=["console"])
 
     @router.websocket("/virtualmachines/{name}/console")
     async def vm_console(websocket: WebSocket, name: str, force: bool = False) -> None:
-        app = websocket.app
-        who: str | None = None
-        try:
-            identity = _identity(websocket)
-            who = identity.name
-            target = locate(app, identity, name)
-            client = _agent_client(app, target)
-            params = {"force": "true"} if force else None
-            agent = await open_agent_websocket(client, agent_console_path(target.domain), params)
-        except (ConsoleRefused, ConsoleUnavailable) as exc:
-            code = exc.code if isinstance(exc, ConsoleRefused) else CLOSE_UNAVAILABLE
-            _event(app, name, CONSOLE_REFUSED, f"serial console refused: {exc}", who)
-            await refuse(websocket, code, str(exc))
-            return
-        await websocket.accept()
-        _event(
-            app,
-            name,
-            CONSOLE_OPENED,
-            f"serial console on {target.host} opened by {who}" + (" (forced)" if force else ""),
-            who,
-        )
-        result = await relay(
-            agent, lambda: _user_frames(websocket), lambda f: _send_user(websocket, f)
-        )
-        _event(
-            app,
-            name,
-            CONSOLE_CLOSED,
-            f"serial console on {target.host} closed by the {result.ended_by} "
-            f"({result.to_agent_bytes} bytes typed, {result.from_agent_bytes} shown)",
-            who,
-        )
-        with contextlib.suppress(RuntimeError, WebSocketDisconnect):
-            await websocket.close()
+        await serve_serial(websocket, name, force, _identity)
 
     @router.post(
         "/virtualmachines/{name}/graphics-tickets",

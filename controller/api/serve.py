@@ -81,7 +81,7 @@ def build_server(
         app,
         host=host,
         port=port,
-        ws="none",
+        ws="websockets-sansio",
         lifespan="off",
         log_level=log_level,
         timeout_graceful_shutdown=3,

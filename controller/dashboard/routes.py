@@ -24,6 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from controller.api.errors import ApiError
 from controller.api.rbac import Identity, Verb
 from controller.dashboard import views
+from controller.dashboard.consoles import console_pages
 from controller.dashboard.gitinfo import commits_of
 from controller.dashboard.session import (
     COOKIE,
@@ -163,6 +164,8 @@ def dashboard_router() -> APIRouter:
         context.update(hosts=hosts)
         template = "vm_live.html" if fragment else "vm.html"
         return render(request, template, **context)
+
+    router.include_router(console_pages(render))
 
     @router.get("/revisions")
     def revisions_page(request: Request, identity: Session, fragment: Fragment = None) -> Response:
