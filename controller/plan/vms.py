@@ -16,7 +16,7 @@ from controller.plan.builder import PlanBuilder
 from controller.plan.diff import make_diff
 from controller.plan.expand import DesiredVM
 from controller.plan.memo import IdentityMemo
-from controller.plan.model import ActionType
+from controller.plan.model import Action, ActionType, ObjectVerdict
 from controller.plan.observe import Copy
 from controller.plan.resolve import ResolveError, resolve_vm
 from controller.plan.world import World
@@ -24,6 +24,7 @@ from nodeagent.models import DomainSpec, DomainState, diff_domain_specs
 from schemas.vm import RestartPolicy, RunStrategy, VMPhase
 
 _DRIFT: IdentityMemo[tuple[str, ...]] = IdentityMemo()
+_ON_HOST: IdentityMemo[tuple[tuple[Action, ...], ObjectVerdict | None]] = IdentityMemo()
 
 
 def spec_drift(desired: DomainSpec, observed: DomainSpec | None) -> tuple[str, ...]:
@@ -118,7 +119,44 @@ def settled(world: World, vm: DesiredVM, target: Target) -> bool:
 
 
 def plan_vm_on_host(world: World, out: PlanBuilder, vm: DesiredVM, target: Target) -> None:
-    """Add the define/start/stop/restart actions of one VM on its host, and its verdict."""
+    """Add the define/start/stop/restart actions of one VM on its host, and its verdict.
+
+    The outcome is reused while its inputs are the same objects (memo.IdentityMemo): the
+    VM's desired object and spec, its observed domain, its host's desired object, the
+    volumes of its disks; and equal in value: where and why it is placed there, the
+    operator's request, and what it still misses on that host (networks, volumes, read
+    from this pass's plan so far). Over a converged fleet whose objects are kept between
+    passes, that turns the per-VM work of a no-op pass into a lookup.
+    """
+    key = ("VirtualMachine", vm.name)
+    domain = target.copy.domain if target.copy else None
+    host_object = world.desired.hosts.get(target.host)
+    missing = tuple(missing_dependencies(world, out, vm, target.host))
+    request = world.requests.get(key)
+    used = tuple(world.desired.volumes.get(d.volume) for d in vm.spec.disks if d.volume)
+    extra = (vm.name, target.host, target.reason, target.message, target.disruptive, request)
+    actions, verdict = _ON_HOST.get(
+        (vm.resource, vm.spec, domain, host_object, *used),
+        (*extra, missing, len(used)),
+        lambda: _planned_alone(world, vm, target, missing),
+    )
+    out.actions.extend(actions)
+    if verdict is not None:
+        out.verdicts[key] = verdict
+
+
+def _planned_alone(
+    world: World, vm: DesiredVM, target: Target, missing: tuple[str, ...]
+) -> tuple[tuple[Action, ...], ObjectVerdict | None]:
+    """Return the actions and verdict of one VM on its host, planned on a builder of its own."""
+    alone = PlanBuilder()
+    _plan_vm_on_host(world, alone, vm, target, list(missing))
+    return tuple(alone.actions), alone.verdicts.get(("VirtualMachine", vm.name))
+
+
+def _plan_vm_on_host(
+    world: World, out: PlanBuilder, vm: DesiredVM, target: Target, missing: list[str]
+) -> None:
     key = ("VirtualMachine", vm.name)
     host = target.host
     domain = target.copy.domain if target.copy else None
@@ -135,7 +173,6 @@ def plan_vm_on_host(world: World, out: PlanBuilder, vm: DesiredVM, target: Targe
             host=host,
         )
         return
-    missing = missing_dependencies(world, out, vm, host)
     request = world.requests.get(key)
     want_run = wants_running(vm, domain, request)
     running = domain is not None and _active(domain)
