@@ -244,3 +244,32 @@ def test_typing_into_the_terminal_in_chromium(site: ConsoleSite) -> None:
         finally:
             browser.close()
     _wait_for(site, {"ConsoleOpened": 1, "ConsoleClosed": 1})
+
+
+@pytest.mark.skipif(not shutil.which(CHROMIUM), reason="Debian's chromium is not installed")
+def test_display_page_asks_for_a_ticket_in_chromium(site: ConsoleSite) -> None:
+    playwright_sync = pytest.importorskip("playwright.sync_api")
+    with playwright_sync.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"]
+        )
+        try:
+            page = browser.new_page()
+            tickets: list[str] = []
+            page.on(
+                "request",
+                lambda r: (
+                    tickets.append(r.headers.get("x-csrf-token", ""))
+                    if r.url.endswith("/display/ticket")
+                    else None
+                ),
+            )
+            page.goto(site.url + f"/ui/vms/{VM}/display")
+            page.get_by_label("API token").fill(site.operator)
+            page.keyboard.press("Enter")
+            page.wait_for_url(site.url + f"/ui/vms/{VM}/display")
+            status = page.locator("#display-status")
+            status.filter(has_text="Refused (503)").wait_for(timeout=15_000)
+        finally:
+            browser.close()
+    assert tickets == [csrf_token(site.operator)]
