@@ -7,44 +7,23 @@ CORRAL_TEST_PG_URL) and skip, with the reason, only when the server cannot be re
 
 from __future__ import annotations
 
-import os
-import uuid
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 from apikit import LiveApi, Tokens
-from sqlalchemy.engine import make_url
 
 from controller.api.app import create_app
 from controller.api.serve import API_CERT_NAME, ServerThread, build_server
 from controller.api.tokens import TokenStore
 from controller.store import Store, open_store
 from nodeagent.tls import make_ca, make_host_cert
+from tests.helpers.pg import fresh_schema, pg_unreachable
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient
-
-PG_URL = os.environ.get("CORRAL_TEST_PG_URL", "postgresql://127.0.0.1:5432/test")
-_pg_problem: list[str] = []
-
-
-def _libpq(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-def pg_unreachable() -> str | None:
-    """Return why PostgreSQL cannot be used (None when it answers); checked once."""
-    if not _pg_problem:
-        try:
-            psycopg.connect(_libpq(PG_URL), connect_timeout=3).close()
-            _pg_problem.append("")
-        except psycopg.Error as exc:
-            _pg_problem.append(f"PostgreSQL unreachable at {PG_URL}: {exc}")
-    return _pg_problem[0] or None
 
 
 @pytest.fixture
@@ -53,15 +32,8 @@ def pg_url() -> Iterator[str]:
     problem = pg_unreachable()
     if problem:
         pytest.skip(problem)
-    schema = f"corral_api_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(_libpq(PG_URL), autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    url = make_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(_libpq(PG_URL), autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    with fresh_schema("corral_api") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

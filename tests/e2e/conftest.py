@@ -11,19 +11,15 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
-from sqlalchemy.engine import make_url
 
 from tests.e2e.e2ekit import (
-    PG_URL,
     AgentProcess,
     LibvirtObjects,
-    libpq,
-    pg_unreachable,
     start_agent,
     stop_agent,
 )
+from tests.helpers.pg import fresh_schema, pg_unreachable
 
 
 @pytest.fixture
@@ -32,15 +28,8 @@ def pg_schema_url() -> Iterator[str]:
     problem = pg_unreachable()
     if problem:
         pytest.skip(problem)
-    schema = f"corral_e2e_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(libpq(PG_URL), autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    url = make_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(libpq(PG_URL), autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    with fresh_schema("corral_e2e") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -8,7 +8,6 @@ removes all of them, also when the test fails.
 from __future__ import annotations
 
 import ipaddress
-import os
 import shutil
 import subprocess
 import sys
@@ -20,13 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-import psycopg
-from sqlalchemy.engine import make_url
 
 from controller.lab.heartbeat import GUEST_UP, SerialLogReader, parse_heartbeats
 from tests.helpers.agent_server import free_port
 
-PG_URL = os.environ.get("CORRAL_TEST_PG_URL", "postgresql://127.0.0.1:5432/test")
 SERIAL_DIR = Path("/var/log/libvirt/qemu")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,19 +30,6 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 def serial_log(vm: str) -> Path:
     """Return the serial log the agent gives VM `vm` (the planner's naming)."""
     return SERIAL_DIR / f"{vm}-serial.log"
-
-
-def libpq(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-def pg_unreachable() -> str | None:
-    """Return why PostgreSQL cannot be used, or None when it answers."""
-    try:
-        psycopg.connect(libpq(PG_URL), connect_timeout=3).close()
-    except psycopg.Error as exc:
-        return f"PostgreSQL unreachable at {PG_URL}: {exc}"
-    return None
 
 
 def used_subnets(conn) -> list[ipaddress.IPv4Network]:

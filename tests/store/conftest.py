@@ -8,16 +8,14 @@ only when the server cannot be reached.
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import psycopg
 import pytest
-from sqlalchemy.engine import make_url
 
 from controller.store import Store, open_store
+from tests.helpers.pg import fresh_schema, pg_unreachable
 
 PG_URL = os.environ.get("CORRAL_TEST_PG_URL", "postgresql://127.0.0.1:5432/test")
 
@@ -36,39 +34,14 @@ class FakeClock:
         return self.now
 
 
-def _libpq(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-_pg_problem: list[str] = []
-
-
-def pg_unreachable() -> str | None:
-    """Return why PostgreSQL cannot be used (None when it answers); checked once."""
-    if not _pg_problem:
-        try:
-            psycopg.connect(_libpq(PG_URL), connect_timeout=3).close()
-            _pg_problem.append("")
-        except psycopg.Error as exc:
-            _pg_problem.append(f"PostgreSQL unreachable at {PG_URL}: {exc}")
-    return _pg_problem[0] or None
-
-
 @pytest.fixture
 def pg_schema_url() -> Iterator[str]:
     """Yield a URL whose search_path is a fresh schema; drop the schema afterwards."""
     problem = pg_unreachable()
     if problem:
         pytest.skip(problem)
-    schema = f"corral_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(_libpq(PG_URL), autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    url = make_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(_libpq(PG_URL), autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    with fresh_schema("corral_test") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

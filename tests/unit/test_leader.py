@@ -7,20 +7,17 @@ wall clock and each replica's monotonic clock are moved by hand.
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import psycopg
 import pytest
-from sqlalchemy.engine import make_url
 
 from controller.leader import LeaderElector, lead
 from controller.store import Fenced, Store, open_store
 from schemas.kinds import KINDS
+from tests.helpers.pg import fresh_schema, pg_unreachable
 
-PG_URL = "postgresql://127.0.0.1:5432/test"
 TTL_S = 10.0
 
 
@@ -43,23 +40,11 @@ class Clocks:
 
 
 def _pg_url() -> Iterator[str]:
-    libpq = make_url(PG_URL).set(drivername="postgresql").render_as_string(hide_password=False)
-    try:
-        psycopg.connect(libpq, connect_timeout=3).close()
-    except psycopg.Error as exc:
-        pytest.skip(f"PostgreSQL unreachable at {PG_URL}: {exc}")
-    schema = f"corral_leader_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(libpq, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield (
-            make_url(PG_URL)
-            .update_query_dict({"options": f"-csearch_path={schema}"})
-            .render_as_string(hide_password=False)
-        )
-    finally:
-        with psycopg.connect(libpq, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    problem = pg_unreachable()
+    if problem:
+        pytest.skip(problem)
+    with fresh_schema("corral_leader") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
