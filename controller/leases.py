@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 import httpx
 
-from controller.agents import AgentClient, AgentClientError
+from controller.agents import AgentClient, AgentClientError, AgentConflict
 from controller.ha import lease_renewal_due
 from controller.observe import to_observation
 from controller.plan.health import REQUEST_TIMEOUT_S
@@ -72,27 +72,39 @@ class LeaseKeeper:
     def _renew_if_due(self, host: Host) -> str | None:
         name, ttl = host.metadata.name, host.spec.fencing.lease_ttl_s
         try:
-            previous = self.store.get_observed(name).lease_sent_at
-        except NotFound:
-            previous = None
-        now = self.clock()
-        if previous is not None:
-            observation = to_observation(self.store.get_observed(name))
-            if not lease_renewal_due(observation, ttl, now):
+            try:
+                observed = self.store.get_observed(name)
+            except NotFound:
+                observed = None
+            previous = observed.lease_sent_at if observed is not None else None
+            now = self.clock()
+            if previous is not None and not lease_renewal_due(to_observation(observed), ttl, now):
                 return None
-        try:
-            self.store.record_lease_sent(name, self.epoch, ttl, now)
+            # HA timing counts from the newest renewal that may have reached the agent, so
+            # the send time is stored before sending. A host never leased yet is the
+            # exception: until a renewal may have arrived it stays "never leased" (never safe
+            # to restart from), so its first send time is stored only once the request left.
+            if previous is not None:
+                self.store.record_lease_sent(name, self.epoch, ttl, now)
             try:
                 self.client_for(host).renew_lease(
                     self.holder, float(ttl), self.epoch, timeout_s=RENEWAL_PHASE_TIMEOUT_S
                 )
             except AgentClientError as exc:
-                if never_sent(exc) and previous is not None:
-                    # The request never left: the agent's lease still runs from the
-                    # previous renewal, so HA timing must too.
-                    self.store.record_lease_sent(name, self.epoch, ttl, previous)
-                log.debug("lease renewal of %s failed: %s", name, exc)
+                if never_sent(exc):
+                    if previous is not None:
+                        # The request never left: the agent's lease still runs from the
+                        # previous renewal, so HA timing must too.
+                        self.store.record_lease_sent(name, self.epoch, ttl, previous)
+                elif previous is None:
+                    self.store.record_lease_sent(name, self.epoch, ttl, now)
+                # A refusal (e.g. a newer controller epoch holds the lease) needs a person;
+                # an unreachable agent is the normal failure HA handles, retried each tick.
+                level = logging.WARNING if isinstance(exc, AgentConflict) else logging.DEBUG
+                log.log(level, "lease renewal of %s failed: %s", name, exc)
                 return None
+            if previous is None:
+                self.store.record_lease_sent(name, self.epoch, ttl, now)
             self.store.record_lease_acked(name, self.epoch, self.clock())
             return name
         except StoreError as exc:
@@ -101,6 +113,7 @@ class LeaseKeeper:
 
     def start(self) -> None:
         """Start renewing in a daemon thread."""
+        self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="lease-keeper", daemon=True)
         self._thread.start()
 
