@@ -100,6 +100,7 @@ def to_observation(row: ObservedHost) -> HostObservation:
         lease_sent_at=row.lease_sent_at,
         lease_acked_at=row.lease_acked_at,
         power_fenced_at=row.power_fenced_at,
+        lease_ttl_s=row.lease_ttl_s,
     )
 
 

@@ -124,7 +124,9 @@ class SchedulingPolicySpec(CorralModel):
     overcommit: Overcommit = Field(default_factory=Overcommit)
     memory_balloon: MemoryBalloon = Field(default_factory=MemoryBalloon)
     disruption_budget: DisruptionBudget = Field(default_factory=DisruptionBudget)
-    ha_restart_margin_s: int = Field(default=5, ge=0, le=600)
+    ha_restart_margin_s: int = Field(default=5, ge=2, le=600)
+    """Seconds added to a lapsed lease before HA restarts: covers the agent watchdog's tick
+    and a renewal delayed inside the agent; at least 2."""
 
     @field_validator("filters")
     @classmethod

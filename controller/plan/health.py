@@ -41,7 +41,9 @@ def assess_hosts(
         fencing = host.spec.fencing
         health = assess_host(
             obs,
-            ttl_s=fencing.lease_ttl_s,
+            # The agent fences by the TTL it was granted: after the spec's TTL is lowered,
+            # a lease granted earlier still runs by the old, longer one.
+            ttl_s=max(fencing.lease_ttl_s, obs.lease_ttl_s or 0),
             margin_s=policy.for_host(name).ha_restart_margin_s,
             request_timeout_s=REQUEST_TIMEOUT_S,
             now=now,

@@ -53,6 +53,8 @@ class HostObservation:
     lease_sent_at: datetime | None = None
     lease_acked_at: datetime | None = None
     power_fenced_at: datetime | None = None
+    lease_ttl_s: int | None = None
+    """The TTL the newest renewal granted (it may differ from the Host spec's current one)."""
 
 
 @dataclass(frozen=True)

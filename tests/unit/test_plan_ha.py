@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 
 from fleet_sim import desired_of, summary
@@ -167,3 +168,15 @@ def test_failed_host_before_lease_expiry_waits_and_says_until_when():
     assert f"lease expires at {safe_at:%Y-%m-%d %H:%M:%S}" in v.message
     assert verdict(p, "VirtualMachine", "batch") == (False, "NotHighlyAvailable", False)
     assert verdict(p, "Host", "host-a") == (False, "HostFailed", False)
+
+
+def test_a_lease_granted_with_a_longer_ttl_than_the_spec_now_says_is_waited_out():
+    sim = failed_fleet()
+    sim.now += timedelta(seconds=SAFE_AFTER_S)
+    observed = sim.observed()
+    # host-a's last renewal granted 60 s; the spec has since been lowered to 10 s.
+    longer = dataclasses.replace(observed.hosts["host-a"], lease_ttl_s=60)
+    observed = dataclasses.replace(observed, hosts={**observed.hosts, "host-a": longer})
+    p = plan(desired_of(*unpinned()), observed, POLICY)
+    assert summary(p) == []
+    assert verdict(p, "VirtualMachine", "db")[1] == "AgentUnreachable"
