@@ -6,6 +6,8 @@ libvirt latencies (controller.sim.Latency; `--latency-scale 0` for none). Per si
 - no-op: a pass on the converged fleet (target < 200 ms at 10,000 VMs);
 - rebalance: the plan after a tenth of the hosts were put in maintenance (actions, time);
 - restart: a new Controller on the same store: first pass wall time and actions (must be 0);
+- gc: one full collection of the converged process's heap, before and after gc.freeze()
+  (as Controller.run freezes after its first pass);
 - memory: the process's peak RSS (target < 500 MB).
 Then how each figure grows with the fleet. Figures are printed, never asserted.
 
@@ -27,7 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from controller.agentpool import AgentPool
-from controller.loop import Controller, PassResult, SourceSetting
+from controller.loop import Controller, PassResult, SourceSetting, freeze_heap
 from controller.sim import Latency, SimFleet, write_fleet
 from controller.sources import DirectorySource
 from controller.store import open_store
@@ -52,6 +54,8 @@ class Row:
     running: int = 0
     double_starts: int = 0
     rss_mb: float = 0.0
+    gc_full_s: float = 0.0
+    gc_frozen_s: float = 0.0
 
 
 def controller(store, root: Path, fleet: SimFleet, parallel: int) -> Controller:
@@ -75,6 +79,13 @@ def timed_pass(ctl: Controller) -> tuple[PassResult, float, float]:
     return result, time.perf_counter() - wall, time.process_time() - cpu
 
 
+def full_collection_s() -> float:
+    """Return the wall time of one full garbage collection."""
+    start = time.perf_counter()
+    gc.collect()
+    return time.perf_counter() - start
+
+
 def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -96,6 +107,10 @@ def run(vms: int, url: str | None, latency: Latency, parallel: int) -> Row:
             break
     row.converge_s = time.perf_counter() - wall
     row.converge_cpu_s = time.process_time() - cpu
+    gc.collect()
+    row.gc_full_s = full_collection_s()
+    freeze_heap()
+    row.gc_frozen_s = full_collection_s()
     noop = [timed_pass(ctl) for _ in range(3)]
     best = min(noop, key=lambda n: n[1])
     row.noop_s, row.noop_cpu_s = best[1], best[2]
@@ -134,6 +149,7 @@ def run(vms: int, url: str | None, latency: Latency, parallel: int) -> Row:
     row.rss_mb = rss_mb()
     restarted.pool.close()
     store.close()
+    gc.unfreeze()
     return row
 
 
@@ -160,7 +176,9 @@ def main() -> None:
             f"no-op {r.noop_s * 1000:6.0f} ms (CPU {r.noop_cpu_s * 1000:.0f} ms) | "
             f"rebalance plan {r.rebalance_s * 1000:6.0f} ms, {r.rebalance_actions} actions | "
             f"restart pass {r.restart_s * 1000:6.0f} ms, {r.restart_actions} actions | "
-            f"running {r.running}, started twice {r.double_starts} | peak RSS {r.rss_mb:.0f} MB",
+            f"running {r.running}, started twice {r.double_starts} | "
+            f"full GC {r.gc_full_s * 1000:.0f} ms, frozen {r.gc_frozen_s * 1000:.0f} ms | "
+            f"peak RSS {r.rss_mb:.0f} MB",
             flush=True,
         )
     first = rows[0]

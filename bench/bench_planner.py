@@ -5,7 +5,9 @@ Figures printed per size (VMs x hosts, 10 VMs per host):
 - place: the pass that schedules and defines every VM (infrastructure ready, no VM yet);
 - no-op cold: a pass on the converged fleet with freshly built objects (no memo hits);
 - no-op warm: the same pass again on the same objects, as a loop that keeps unchanged
-  objects between passes would run it (target < 200 ms at 10,000 VMs).
+  objects between passes would run it (target < 200 ms at 10,000 VMs);
+- frozen: no-op warm after gc.freeze() of the built fleet; full GC / frozen GC: one full
+  collection before and after the freeze.
 
 Run: python bench/bench_planner.py [--sizes 1000,5000,10000]
 """
@@ -220,7 +222,17 @@ def run(vms: int) -> dict[str, float]:
     fresh_observed = observed_of(fresh_desired, p_place, infra=True)
     t_cold, p_cold = timed(lambda: plan(fresh_desired, fresh_observed, POLICY))
     t_warm, p_warm = timed(lambda: plan(desired, converged, POLICY), repeat=3)
-    assert p_cold.empty and p_warm.empty, [a.message for a in p_warm.actions[:3]]
+    gc.collect()
+    start = time.perf_counter()
+    gc.collect()
+    gc_full = time.perf_counter() - start
+    gc.freeze()
+    start = time.perf_counter()
+    gc.collect()
+    gc_frozen = time.perf_counter() - start
+    t_frozen, p_frozen = timed(lambda: plan(desired, converged, POLICY), repeat=3)
+    gc.unfreeze()
+    assert p_cold.empty and p_warm.empty and p_frozen.empty, [a.message for a in p_warm.actions[:3]]
     return {
         "vms": vms,
         "hosts": len(empty.hosts),
@@ -230,6 +242,9 @@ def run(vms: int) -> dict[str, float]:
         "defined": defined,
         "noop_cold_s": t_cold,
         "noop_warm_s": t_warm,
+        "noop_frozen_s": t_frozen,
+        "gc_full_s": gc_full,
+        "gc_frozen_s": gc_frozen,
     }
 
 
@@ -241,13 +256,14 @@ def main() -> None:
     rows = [run(n) for n in sizes]
     print(
         f"{'VMs':>6} {'hosts':>6} {'empty':>9} {'actions':>8} {'place':>9} {'defined':>8} "
-        f"{'no-op cold':>11} {'no-op warm':>11}"
+        f"{'no-op cold':>11} {'no-op warm':>11} {'frozen':>9} {'full GC':>9} {'frozen GC':>9}"
     )
     for r in rows:
         print(
             f"{r['vms']:>6} {r['hosts']:>6} {r['empty_s'] * 1000:>7.0f}ms {r['empty_actions']:>8} "
             f"{r['place_s'] * 1000:>7.0f}ms {r['defined']:>8} {r['noop_cold_s'] * 1000:>9.0f}ms "
-            f"{r['noop_warm_s'] * 1000:>9.0f}ms"
+            f"{r['noop_warm_s'] * 1000:>9.0f}ms {r['noop_frozen_s'] * 1000:>7.0f}ms "
+            f"{r['gc_full_s'] * 1000:>7.0f}ms {r['gc_frozen_s'] * 1000:>7.0f}ms"
         )
     first = rows[0]
     for r in rows[1:]:

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 _PINNED: IdentityMemo[Template] = IdentityMemo()
 _PINS: IdentityMemo[TemplatePin] = IdentityMemo()
+_SAME: IdentityMemo[bool] = IdentityMemo()
 
 
 def template_in_force(vm: VirtualMachine, current: Template) -> Template:
@@ -53,7 +54,11 @@ def _pinned(pin: TemplatePin, current: Template) -> Template:
 
 def _same(a: VirtualMachineFields, b: VirtualMachineFields) -> bool:
     """Return True when two template specs say the same (stored pins mark defaults set)."""
-    return a.model_dump(exclude_defaults=True) == b.model_dump(exclude_defaults=True)
+    return _SAME.get(
+        (a, b),
+        None,
+        lambda: a.model_dump(exclude_defaults=True) == b.model_dump(exclude_defaults=True),
+    )
 
 
 def pin_of(template: Template) -> TemplatePin:

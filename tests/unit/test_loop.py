@@ -407,3 +407,30 @@ def test_run_wakes_on_a_change(make_fleet, wake: str):
         stop.set()
         runner.join(timeout=10)
     assert not runner.is_alive()
+
+
+def test_unchanged_statuses_are_kept_and_a_foreign_write_is_repaired(make_fleet):
+    fleet = make_fleet(["h1"])
+    fleet.write("fleet.yaml", host("h1") + NETWORK + vm("web-1", on="h1"))
+    controller = fleet.start()
+    fleet.converge()
+    controller.reconcile()
+    settled = fleet.store.get_status("VirtualMachine", "web-1")
+
+    fleet.clock.advance(600)
+    again = controller.reconcile()
+    assert again.converged
+    assert fleet.store.get_status("VirtualMachine", "web-1") == settled
+
+    stale = settled.status.copy()
+    stale["conditions"] = [
+        {**c, "status": "False", "reason": "Stale", "message": "written by another writer"}
+        for c in stale["conditions"]
+    ]
+    fleet.store.put_statuses({("VirtualMachine", "web-1"): stale})
+    assert fleet.ready("VirtualMachine", "web-1") == ("False", "Stale")
+    repaired = controller.reconcile()
+    assert repaired.converged
+    assert fleet.ready("VirtualMachine", "web-1") == ("True", "Converged")
+    ready = fleet.store.get("VirtualMachine", "web-1").obj.status.condition("Ready")
+    assert ready.last_transition_time == fleet.clock.now.replace(microsecond=0)
