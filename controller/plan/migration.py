@@ -70,8 +70,25 @@ def plan_cold_moves(world: World, out: PlanBuilder, dec: Decisions, moves: list[
         if move.running:
             continue
         request = dec.requests[move.vm]
-        placement = session.evaluate(request, exclude={move.source: move.why})
         key = ("VirtualMachine", move.vm)
+        local = world.local_volumes(world.desired.vms[move.vm].spec.disks)
+        if local:
+            # Its disks stay on this host: defining it elsewhere would boot it from new,
+            # empty volumes there.
+            out.verdict(
+                key,
+                False,
+                reasons.NO_HOST_FITS,
+                f"VirtualMachine {move.vm} is stopped and must leave {move.source} ({move.why}),"
+                f" but its volumes {', '.join(local)} are on host-local pools; start it to move"
+                " it live with its storage, or move the volumes to a shared pool",
+                stalled=True,
+                phase=VMPhase.STOPPED.value,
+                host=move.source,
+            )
+            dec.targets.pop(move.vm, None)
+            continue
+        placement = session.evaluate(request, exclude={move.source: move.why})
         if placement.host is None:
             out.verdict(
                 key,
@@ -339,7 +356,7 @@ def _emit(
         )
         return
     vm = world.desired.vms[name]
-    local = _local_volumes(world, vm.spec.disks)
+    local = world.local_volumes(vm.spec.disks)
     for volume in local:
         needs.extra_hosts.setdefault(volume, set()).add(target)
     mig = vm.spec.migration
@@ -453,19 +470,6 @@ def _per_host(world: World, dec: Decisions) -> dict[str, int]:
         if dest:
             counts[dest] = counts.get(dest, 0) + 1
     return counts
-
-
-def _local_volumes(world: World, disks: list) -> list[str]:
-    """Return the VM's volumes on host-local pools (they must be copied by a migration)."""
-    out = []
-    for disk in disks:
-        spec = world.desired.volumes.get(disk.volume or "")
-        if spec is None:
-            continue
-        pool = world.desired.pools.get(spec.pool)
-        if pool is not None and not pool.spec.shared:
-            out.append(disk.volume)
-    return out
 
 
 def _attempt(copies: list[Copy], source: str) -> int:

@@ -199,6 +199,7 @@ def _lost(
 ) -> None:
     """Decide for VMs on hosts that do not answer: HA restarts (controller.ha), or wait."""
     by_host: dict[str, list[VMRequest]] = {}
+    pinned_local: dict[str, list[str]] = {}
     for name, copy in lost.items():
         vm = world.desired.vms[name]
         dec.down.setdefault(copy.host, []).append(name)
@@ -208,6 +209,11 @@ def _lost(
         request = dec.requests[name]
         if not should_run:
             request = replace(request, ha=False)
+        elif request.ha and world.local_volumes(vm.spec.disks):
+            # Its disks live on the failed host: a restart elsewhere would boot from new,
+            # empty volumes and lose the data. It waits for its host.
+            request = replace(request, ha=False)
+            pinned_local[name] = world.local_volumes(vm.spec.disks)
         by_host.setdefault(copy.host, []).append(request)
     if not by_host:
         return
@@ -238,6 +244,18 @@ def _lost(
                 phase=VMPhase.UNKNOWN.value,
                 host=decision.host,
                 scheduling=list(decision.placement.verdicts),
+            )
+        elif decision.vm in pinned_local:
+            out.verdict(
+                key,
+                False,
+                reasons.HA_RESTART_IMPOSSIBLE,
+                f"VirtualMachine {decision.vm} cannot restart elsewhere: its volumes "
+                f"{', '.join(pinned_local[decision.vm])} are on host-local pools of "
+                f"{decision.host} ({world.health[decision.host].message})",
+                stalled=True,
+                phase=VMPhase.UNKNOWN.value,
+                host=decision.host,
             )
         elif decision.reason == NOT_HIGHLY_AVAILABLE:
             out.verdict(

@@ -33,6 +33,18 @@ class World:
         """Return True when actions can be sent to the host: it answers and is not failed."""
         return self.health[host].up and self.observed.reachable(host)
 
+    def local_volumes(self, disks: list) -> list[str]:
+        """Return the volumes among `disks` on host-local pools (they stay with their host)."""
+        out = []
+        for disk in disks:
+            spec = self.desired.volumes.get(disk.volume or "")
+            if spec is None:
+                continue
+            pool = self.desired.pools.get(spec.pool)
+            if pool is not None and not pool.spec.shared:
+                out.append(disk.volume)
+        return out
+
     def matching_hosts(self, selector: LabelSelector) -> list[str]:
         """Return the desired hosts (sorted) whose labels match `selector` (cached per pass)."""
         hit = self._matches.get(id(selector))

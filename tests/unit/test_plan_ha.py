@@ -180,3 +180,17 @@ def test_a_lease_granted_with_a_longer_ttl_than_the_spec_now_says_is_waited_out(
     p = plan(desired_of(*unpinned()), observed, POLICY)
     assert summary(p) == []
     assert verdict(p, "VirtualMachine", "db")[1] == "AgentUnreachable"
+
+
+def test_ha_vm_with_a_host_local_disk_waits_for_its_host_never_restarts_empty():
+    fleet = [host(h) for h in HOSTS] + [network(), pool(), shared_pool()]
+    fleet += vm("db", disk_pool="local", ha={"enabled": True}, placement={"host": "host-a"})
+    sim = converged(fleet, *HOSTS, shared_pools={"shared"})
+    sim.kill("host-a")
+    sim.now += timedelta(seconds=SAFE_AFTER_S)
+    unpinned_fleet = [host(h) for h in HOSTS] + [network(), pool(), shared_pool()]
+    unpinned_fleet += vm("db", disk_pool="local", ha={"enabled": True})
+    p = plan(desired_of(*unpinned_fleet), sim.observed(), POLICY)
+    assert summary(p) == []
+    assert verdict(p, "VirtualMachine", "db") == (False, "HARestartImpossible", True)
+    assert "db-root" in p.verdicts[("VirtualMachine", "db")].message

@@ -217,3 +217,15 @@ def test_even_distribution_balancer_moves_and_settles():
     plans = converge(sim, desired_of(*after), policy, passes=20)
     assert plans[-1].empty and not sim.errors
     assert len(sim.domains("host-a")) < 6
+
+
+def test_stopped_vm_with_a_host_local_disk_is_not_moved_to_an_empty_disk():
+    before = [host("host-a"), host("host-b"), network(), pool()]
+    before += vm("cold", disk_pool="local", runStrategy="Halted", placement={"host": "host-a"})
+    sim = converged(before, "host-a", "host-b")
+    after = [host("host-a", maintenance=True), host("host-b"), network(), pool()]
+    after += vm("cold", disk_pool="local", runStrategy="Halted")
+    p = plan(desired_of(*after), sim.observed(), POLICY)
+    assert [a for a in summary(p) if a[1] == "VirtualMachine/cold"] == []
+    assert verdict(p, "VirtualMachine", "cold") == (False, "NoHostFits", True)
+    assert "host-local" in p.verdicts[("VirtualMachine", "cold")].message
