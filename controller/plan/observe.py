@@ -1,6 +1,8 @@
 """Index observed host states for lookups by host and object name.
 
-Only desired hosts (kind Host) count: an observed host that is not desired is ignored.
+Only desired hosts (kind Host) are planned on. An observed host that is no longer desired
+is still read for one thing: Corral VMs that may run there (`undesired_copies`), so that
+removing a Host from the manifests never starts a second copy of its VMs elsewhere.
 A host never reached, or not answering now, is indexed from its last known state so
 that its objects can be reported, but nothing is planned on it.
 """
@@ -50,6 +52,8 @@ class ObservedIndex:
     """(host, pool, volume) -> volume."""
     volume_hosts: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     """(pool, volume) -> hosts where it is observed, in name order."""
+    undesired_copies: dict[str, str] = field(default_factory=dict)
+    """Domain name -> an observed host that is not desired where it may still run."""
 
     def reachable(self, host: str) -> bool:
         """Return True when the host's agent answered the last read and its state is known."""
@@ -93,6 +97,12 @@ def index_observed(
             _index_volumes(index, host, pool)
     for pool_name, host in reader.items():
         _index_volumes(index, host, index.pools[(host, pool_name)])
+    desired = set(hosts)
+    for host in sorted(set(observed.hosts) - desired):
+        state = observed.hosts[host].state
+        for domain in state.domains if state is not None else ():
+            if domain.state in ACTIVE_STATES:
+                index.undesired_copies.setdefault(domain.name, host)
     return index
 
 

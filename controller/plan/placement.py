@@ -26,7 +26,7 @@ from controller.plan.builder import PlanBuilder
 from controller.plan.expand import DesiredVM
 from controller.plan.health import fence_action_needed
 from controller.plan.model import ActionType
-from controller.plan.observe import Copy
+from controller.plan.observe import ACTIVE_STATES, Copy
 from controller.plan.requests import host_views, vm_request
 from controller.plan.vms import Target, wants_running
 from controller.plan.world import World
@@ -69,6 +69,22 @@ def decide_placements(world: World, out: PlanBuilder) -> Decisions:
         if ("VirtualMachine", name) in world.desired.problems:
             continue
         dec.requests[name] = vm_request(vm, volumes)
+        elsewhere = world.observed.undesired_copies.get(name)
+        if elsewhere is not None and not any(
+            c.domain.state in ACTIVE_STATES for c in world.observed.copies.get(name, ())
+        ):
+            out.verdict(
+                ("VirtualMachine", name),
+                False,
+                reasons.RUNS_ON_REMOVED_HOST,
+                f"VirtualMachine {name} may still run on {elsewhere}, a host no longer in "
+                f"the manifests; it is not started elsewhere (never two copies): put "
+                f"{elsewhere} back and drain it, or stop the VM there",
+                stalled=True,
+                phase=VMPhase.UNKNOWN.value,
+                host=elsewhere,
+            )
+            continue
         kept = _keep(world, out, vm, world.observed.copies.get(name, ()), dec)
         if kept is None:
             unplaced.append(name)

@@ -154,3 +154,6 @@ SNAPSHOT_NEEDS_STOP: Final = "SnapshotNeedsStop"
 
 ACCEPTED: Final = "Accepted"
 """A policy or grouping object: it is applied through the objects it governs."""
+
+RUNS_ON_REMOVED_HOST: Final = "RunsOnRemovedHost"
+"""The VM may run on a host that was removed from the manifests; it is not started elsewhere."""

@@ -194,3 +194,11 @@ def test_ha_vm_with_a_host_local_disk_waits_for_its_host_never_restarts_empty():
     assert summary(p) == []
     assert verdict(p, "VirtualMachine", "db") == (False, "HARestartImpossible", True)
     assert "db-root" in p.verdicts[("VirtualMachine", "db")].message
+
+
+def test_removing_a_host_from_the_manifests_never_starts_its_vms_elsewhere():
+    sim = converged(objects(vms=FLEET_VMS), *HOSTS, shared_pools={"shared"})
+    without_a = [o for o in unpinned() if o.metadata.name != "host-a"]
+    p = plan(desired_of(*without_a), sim.observed(), POLICY)
+    assert [a for a in summary(p) if a[0] in ("DefineVM", "StartVM")] == []
+    assert verdict(p, "VirtualMachine", "db") == (False, "RunsOnRemovedHost", True)
