@@ -29,7 +29,7 @@ from controller.api.bodies import (
 )
 from controller.api.dryrun import preview_plan
 from controller.api.errors import CONFLICT, FORBIDDEN, NOT_FOUND, ApiError, Detail, owned_by_source
-from controller.api.rbac import Identity, Verb, restrict
+from controller.api.rbac import Identity, Role, Verb, restrict
 from controller.api.serialize import object_json
 from controller.store import Conflict, NotFound, Page, Store, StoredObject
 from schemas.kinds import AnyResource
@@ -89,6 +89,23 @@ def decide_owner(
             f"{current.kind}/{current.name} over from {current.source} needs the admin role",
         )
     return Owner(f"{API_SOURCE_PREFIX}{identity.name}", True, current.source)
+
+
+FLEET_KINDS = frozenset({"Host", "SchedulingPolicy"})
+"""Kinds only an admin writes: a Host's fencing runs commands on the controller and sends
+credentials to a BMC; a SchedulingPolicy governs every host it selects. Operators still
+drain and undrain hosts (actions)."""
+
+
+def check_fleet_kind(identity: Identity, kind: str) -> None:
+    """Raise 403 unless `identity` may write objects of `kind`."""
+    if kind in FLEET_KINDS and identity.role is not Role.ADMIN:
+        raise ApiError(
+            403,
+            FORBIDDEN,
+            f"{identity.name} ({identity.role.value}) may not write {kind} objects: "
+            "that needs the admin role (a Host's fencing runs on the controller)",
+        )
 
 
 class ObjectService:
@@ -211,6 +228,7 @@ class ObjectService:
         force: bool = False,
     ) -> WriteResult:
         """Delete an object: it becomes a tombstone until its traces on hosts are gone."""
+        check_fleet_kind(identity, kind)
         current = self.get(identity, kind, name)
         decide_owner(current, identity, force)
         _check_version(current, resource_version)
@@ -291,6 +309,8 @@ class ObjectService:
         force: bool,
         action: bool = False,
     ) -> WriteResult:
+        if not action:
+            check_fleet_kind(identity, obj.kind)
         if not identity.sees(obj.metadata.labels):
             raise ApiError(
                 403,

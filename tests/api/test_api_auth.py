@@ -134,3 +134,37 @@ def test_tls_is_verified_against_the_fleet_ca(live_api: LiveApi, issued: Tokens)
     plain = live_api.url.replace("https://", "http://")
     with httpx.Client(base_url=plain) as cleartext, pytest.raises(httpx.HTTPError):
         cleartext.get("/api/v1/whoami", headers={"Authorization": f"Bearer {issued.admin}"})
+
+
+FLEET_WRITES = [
+    ("operator", "Host", 403),
+    ("operator", "SchedulingPolicy", 403),
+    ("admin", "Host", 201),
+    ("admin", "SchedulingPolicy", 201),
+]
+
+
+@pytest.mark.parametrize(
+    ("role", "kind", "expected"), FLEET_WRITES, ids=[f"{r}-{k}" for r, k, _ in FLEET_WRITES]
+)
+def test_fleet_kinds_are_written_by_admins_only(
+    client, issued: Tokens, store: Store, role: str, kind: str, expected: int
+) -> None:
+    spec = (
+        {"address": "https://127.0.0.1:9", "fencing": {"method": "command", "command": ["true"]}}
+        if kind == "Host"
+        else {}
+    )
+    plural = "hosts" if kind == "Host" else "schedulingpolicies"
+    doc = {
+        "apiVersion": "corral.dev/v1alpha1",
+        "kind": kind,
+        "metadata": {"name": "x1"},
+        "spec": spec,
+    }
+    response = client.post(
+        f"/api/v1/{plural}", json=doc, headers={"Authorization": f"Bearer {issued.of(role)}"}
+    )
+    assert response.status_code == expected, response.text
+    if expected == 403:
+        assert store.list(kind=kind).items == []
