@@ -25,6 +25,12 @@ def _row(conn: Connection, host: str) -> Any:
     return conn.execute(select(observed).where(observed.c.host == host)).first()
 
 
+def _head(conn: Connection, host: str) -> Any:
+    """Return the row's reachability, error and state hash, without decoding its state."""
+    columns = (observed.c.reachable, observed.c.last_error, observed.c.state_hash)
+    return conn.execute(select(*columns).where(observed.c.host == host)).first()
+
+
 def to_observed(row: Any, state: dict[str, Any] | None = None) -> ObservedHost:
     """Return the record of an observed row (`state` given when the row was read without it)."""
     return ObservedHost(
@@ -43,10 +49,12 @@ def to_observed(row: Any, state: dict[str, Any] | None = None) -> ObservedHost:
     )
 
 
-def _ensure_row(conn: Connection, host: str, now: datetime) -> None:
+def _ensure_row(conn: Connection, host: str, now: datetime) -> Any:
+    """Create the host's row when missing; return its head (see `_head`)."""
     if not host:
         raise InvalidInput("host", "a host name is required")
-    if _row(conn, host) is None:
+    head = _head(conn, host)
+    if head is None:
         upsert(
             conn,
             observed,
@@ -54,6 +62,8 @@ def _ensure_row(conn: Connection, host: str, now: datetime) -> None:
             keys=["host"],
             update_columns=["updated_at"],
         )
+        head = _head(conn, host)
+    return head
 
 
 def put_observed(
@@ -69,8 +79,7 @@ def put_observed(
     A reachable observation stores `state` (when given) and stamps last_seen = now; an
     unreachable one keeps the last state and records `error`.
     """
-    _ensure_row(conn, host, now)
-    current = _row(conn, host)
+    current = _ensure_row(conn, host, now)
     values: dict[str, Any] = {"reachable": reachable, "last_error": error, "updated_at": now}
     moved = current.reachable != reachable or current.last_error != error
     if reachable:
