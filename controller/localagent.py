@@ -60,6 +60,8 @@ class LocalAgents:
             "--insecure-dev",
             "--lease-ttl",
             str(host.spec.fencing.lease_ttl_s),
+            "--lease-file",
+            str(self.log_dir / f"agent-{host.metadata.name}-lease.json"),
         ]
         process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
         self.processes[host.metadata.name] = process

@@ -33,6 +33,7 @@ class Agent:
         open_timeout_s: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
         events_capacity: int = 1000,
+        lease_file: Path | None = None,
     ) -> None:
         ensure_event_loop()
         self.events = EventHub(events_capacity)
@@ -42,7 +43,9 @@ class Agent:
             on_open=[lambda conn: register_libvirt_events(conn, self.events)],
             on_lost=self._on_connection_lost,
         )
-        self.lease = LeaseKeeper(lease_ttl_s, self._fence, clock=clock, on_fence=self._on_fence)
+        self.lease = LeaseKeeper(
+            lease_ttl_s, self._fence, clock=clock, on_fence=self._on_fence, state_file=lease_file
+        )
         self.ctx = AgentContext(
             connection=connection,
             hooks=Hooks(hooks_dir, hook_timeout_s),

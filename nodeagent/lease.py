@@ -7,15 +7,25 @@ risking two copies. While expired, and before the first grant, HA starts are
 refused: a controller on the wrong side of a partition must not restart a fenced
 copy here. A lease never granted does not fence (the agent just started and the
 controller has not been seen yet). Times are monotonic seconds from `clock`.
+
+With a `state_file`, every grant is written to disk (atomically) and read back when
+the agent starts: an agent restarted during a partition (crash, OOM kill, upgrade)
+must still fence when the lease it was granted runs out, or its HA VMs would run on
+while the controller restarts them elsewhere. CLOCK_MONOTONIC is system-wide and
+survives a process restart, so the stored expiry is compared as is — but only within
+the same boot (the boot id is stored with it; after a reboot the guests are gone).
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from nodeagent.errors import AgentFailure
 from nodeagent.models import FenceRecord, LeaseRenewal, LeaseState
@@ -74,6 +84,51 @@ def ha_start_refusal(lease: Lease, now: float) -> str | None:
     return None
 
 
+BOOT_ID_PATH = Path("/proc/sys/kernel/random/boot_id")
+
+
+def boot_id() -> str:
+    """Return this boot's id (empty when the kernel does not tell)."""
+    try:
+        return BOOT_ID_PATH.read_text().strip()
+    except OSError:
+        return ""
+
+
+def save_lease(path: Path, lease: Lease) -> None:
+    """Write the granted lease to `path` atomically, with the boot id."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    doc = {
+        "boot_id": boot_id(),
+        "ttl_s": lease.ttl_s,
+        "holder": lease.holder,
+        "epoch": lease.epoch,
+        "expires_at": lease.expires_at,
+    }
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_text(json.dumps(doc))
+    os.replace(tmp, path)
+
+
+def load_lease(path: Path, ttl_s: float) -> Lease:
+    """Return the lease stored at `path` in this boot, or a never-granted one."""
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return Lease(ttl_s=ttl_s)
+    if not isinstance(doc, dict) or doc.get("boot_id") != boot_id() or not boot_id():
+        return Lease(ttl_s=ttl_s)
+    try:
+        return Lease(
+            ttl_s=float(doc["ttl_s"]),
+            holder=doc.get("holder"),
+            epoch=int(doc["epoch"]),
+            expires_at=float(doc["expires_at"]) if doc["expires_at"] is not None else None,
+        )
+    except (KeyError, TypeError, ValueError):
+        return Lease(ttl_s=ttl_s)
+
+
 class LeaseKeeper:
     """Holds the lease, answers renewals and runs the self-fence watchdog thread.
 
@@ -91,8 +146,17 @@ class LeaseKeeper:
         wall_clock: Callable[[], float] = time.time,
         on_fence: Callable[[FenceRecord], None] | None = None,
         history: int = 100,
+        state_file: Path | None = None,
     ) -> None:
-        self._lease = Lease(ttl_s=ttl_s)
+        self._state_file = state_file
+        self._lease = load_lease(state_file, ttl_s) if state_file else Lease(ttl_s=ttl_s)
+        if lease_granted(self._lease):
+            log.warning(
+                "restored the lease of %s (epoch %d) from %s: it fences at its expiry",
+                self._lease.holder,
+                self._lease.epoch,
+                state_file,
+            )
         self._fence = fence
         self._clock = clock
         self._wall_clock = wall_clock
@@ -107,6 +171,8 @@ class LeaseKeeper:
         """Renew the lease and return its state; conflict on a stale epoch."""
         with self._lock:
             self._lease = renew_lease(self._lease, renewal, self._clock())
+            if self._state_file is not None:
+                save_lease(self._state_file, self._lease)
         log.info("lease renewed by %s (epoch %d)", renewal.holder, renewal.epoch)
         return self.state()
 

@@ -32,6 +32,13 @@ def run_agent(
         bool, typer.Option(help="plain HTTP without client auth, loopback only")
     ] = False,
     log_level: Annotated[str, typer.Option(help="debug, info, warning")] = "info",
+    lease_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="where the granted lease survives agent restarts "
+            "[default: /run/corral-agent/lease-<uri and address hash>.json]"
+        ),
+    ] = None,
 ) -> None:
     """Run the node agent: the HTTPS API over this host's libvirt."""
     from nodeagent.agent import Agent
@@ -47,6 +54,7 @@ def run_agent(
         hook_timeout_s=hook_timeout,
         lease_ttl_s=lease_ttl,
         migration_uri=migration_uri,
+        lease_file=lease_file or default_lease_file(libvirt_uri, listen),
     )
     try:
         server = build_server(agent, listen, certs, insecure_dev=insecure_dev, log_level=log_level)
@@ -58,3 +66,11 @@ def run_agent(
         server.run()
     finally:
         agent.close()
+
+
+def default_lease_file(libvirt_uri: str, listen: str) -> Path:
+    """Return the lease file of the agent for this libvirt URI and listen address."""
+    import hashlib
+
+    key = hashlib.sha256(f"{libvirt_uri}\0{listen}".encode()).hexdigest()[:12]
+    return Path("/run/corral-agent") / f"lease-{key}.json"

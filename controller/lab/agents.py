@@ -167,6 +167,7 @@ class LabAgents:
             "--certs", str(self._host_certs(host)),
             "--migration-uri", host.uri,
             "--lease-ttl", f"{self.lease_ttl_s:g}",
+            "--lease-file", str(host.plan.root / "lease.json"),
             "--log-level", self.log_level,
         ]  # fmt: skip
 

@@ -9,8 +9,8 @@ from agentkit import make_spec, revise
 
 from controller.agents import AgentConflict
 from nodeagent.errors import AgentFailure
-from nodeagent.lease import Lease, ha_start_refusal, must_fence, renew_lease
-from nodeagent.models import LeaseRenewal
+from nodeagent.lease import Lease, LeaseKeeper, ha_start_refusal, must_fence, renew_lease
+from nodeagent.models import FenceRecord, LeaseRenewal
 
 
 class FakeClock:
@@ -125,3 +125,43 @@ def test_unrenewed_agent_never_fences(make_agent, client_for):
 
     assert client.get_lease().granted is False
     assert client.get_domain("web-1").state == "running"
+
+
+def test_a_restarted_agent_still_fences_when_its_granted_lease_runs_out(tmp_path):
+    """An agent restarted during a partition keeps the lease it was granted (same boot)."""
+    state = tmp_path / "lease.json"
+    clock = FakeClock()
+    fenced: list[str] = []
+    first = LeaseKeeper(5.0, lambda: [], clock=clock, state_file=state)
+    first.renew(LeaseRenewal(holder="ctl", ttl_s=5.0, epoch=3))
+    # The process dies; a new one starts and is never renewed again (partition).
+    second = LeaseKeeper(
+        5.0,
+        lambda: fenced.append("ha-vm") or [FenceRecord(vm="ha-vm", at=0.0, ok=True, message="")],
+        clock=clock,
+        state_file=state,
+    )
+    assert second.state().granted and second.state().epoch == 3
+    assert second.tick() == []
+    clock.now += 5.0
+    assert [r.vm for r in second.tick()] == ["ha-vm"]
+    with pytest.raises(AgentFailure):
+        second.check_ha_start("ha-vm")
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        pytest.param("not json", id="garbage"),
+        pytest.param(
+            '{"boot_id": "another-boot", "ttl_s": 5, "holder": "c", "epoch": 1, '
+            '"expires_at": 1e12}',
+            id="other-boot",
+        ),
+    ],
+)
+def test_a_lease_file_from_another_boot_or_unreadable_is_not_restored(tmp_path, content):
+    state = tmp_path / "lease.json"
+    state.write_text(content)
+    keeper = LeaseKeeper(5.0, lambda: [], clock=FakeClock(), state_file=state)
+    assert not keeper.state().granted

@@ -130,6 +130,7 @@ def start_agent(libvirt_uri: str, log: Path, port: int | None = None) -> AgentPr
         "--listen", f"127.0.0.1:{port}",
         "--insecure-dev",
         "--lease-ttl", "3600",
+        "--lease-file", str(log.with_suffix(".lease.json")),
         "--log-level", "warning",
     ]  # fmt: skip
     out = open(log, "wb")  # noqa: SIM115 - the child writes to it for its whole life

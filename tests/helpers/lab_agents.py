@@ -26,6 +26,7 @@ def agent_argv(host: LabHost, certs: Path) -> list[str]:
         "--certs", str(certs),
         "--migration-uri", host.uri,
         "--lease-ttl", "3600",
+        "--lease-file", str(certs.parent / f"lease-{host.name}.json"),
         "--log-level", "warning",
     ]  # fmt: skip
 
