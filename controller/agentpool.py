@@ -26,7 +26,9 @@ class AgentPool:
         connect_timeout_s: float = 2.0,
         timeout_s: float = 30.0,
         transport_for: Callable[[str], httpx.BaseTransport | None] | None = None,
+        epoch: Callable[[], int | None] | None = None,
     ) -> None:
+        self.epoch = epoch
         self.cert_dir = cert_dir
         self.connect_timeout_s = connect_timeout_s
         self.timeout_s = timeout_s
@@ -56,6 +58,7 @@ class AgentPool:
                     connect_timeout_s=self.connect_timeout_s,
                     timeout_s=self.timeout_s,
                     transport=self._transport_for(host) if self._transport_for else None,
+                    epoch=lambda: self.epoch() if self.epoch is not None else None,
                 )
             except (OSError, ValueError) as exc:
                 raise AgentUnavailable(

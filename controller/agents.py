@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import ssl
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -154,6 +154,10 @@ def _p(*parts: str) -> str:
     return "/".join(quote(part, safe="") for part in parts)
 
 
+EPOCH_HEADER = "X-Corral-Epoch"
+"""The controller term (fencing token) a mutating call is made under; see nodeagent.server."""
+
+
 class AgentClient:
     """Synchronous client of one node agent (seconds for all timeouts).
 
@@ -170,8 +174,10 @@ class AgentClient:
         connect_timeout_s: float = 3.0,
         timeout_s: float = 30.0,
         transport: httpx.BaseTransport | None = None,
+        epoch: Callable[[], int | None] | None = None,
     ) -> None:
         self.host = host or httpx.URL(base_url).host
+        self.epoch = epoch
         self.base_url = base_url.rstrip("/")
         self.cert_dir = cert_dir
         self.timeout_s = timeout_s
@@ -215,6 +221,9 @@ class AgentClient:
             kwargs["timeout"] = httpx.Timeout(
                 timeout_s, connect=timeout_s if connect is None else min(connect, timeout_s)
             )
+        term = self.epoch() if self.epoch is not None and method != "GET" else None
+        if term is not None:
+            kwargs["headers"] = {**kwargs.get("headers", {}), EPOCH_HEADER: str(term)}
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.TransportError as exc:

@@ -141,6 +141,9 @@ class Controller:
         self.executor = Executor(
             self._client_for_name, fencing_for=self._fencing_for, max_parallel=max_parallel
         )
+        # Every mutating agent call carries this term's epoch: an agent that has seen a
+        # newer one refuses it, so a deposed leader waking mid-plan cannot act.
+        pool.epoch = lambda: self.leases.epoch
         self.leases = LeaseKeeper(store, self._hosts, self._client_for, holder=identity)
         self.balloons = BalloonKeeper(store, self._client_for_name, identity)
         self._wake = threading.Event()

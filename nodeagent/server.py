@@ -19,6 +19,7 @@ from fastapi import Body, Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import HTTPConnection
 
 from nodeagent import __version__, balloon, domains, migration, networks, snapshots, storage
 from nodeagent.agent import Agent
@@ -97,6 +98,37 @@ async def _ctx(request: Request) -> AgentContext:
     return (await _agent(request)).ctx
 
 
+EPOCH_HEADER = "X-Corral-Epoch"
+
+
+async def _current_term(conn: HTTPConnection) -> None:
+    """Refuse a mutating call made under an older controller term than the lease's.
+
+    The controller sends its term (fencing token) on every mutating call; a deposed
+    leader that wakes up mid-plan would otherwise still define and start VMs here after
+    the new leader moved them. Lease renewals check the epoch themselves.
+    """
+    if conn.scope.get("method", "GET") in ("GET", "HEAD") or conn.url.path == "/v1/lease":
+        return
+    raw = conn.headers.get(EPOCH_HEADER)
+    agent = conn.app.state.agent
+    if raw is None or agent is None:
+        return
+    try:
+        term = int(raw)
+    except ValueError:
+        raise AgentFailure(
+            "invalid_spec", f"{EPOCH_HEADER} must be an integer, got {raw!r}", field=EPOCH_HEADER
+        ) from None
+    held = agent.lease.state()
+    if held.granted and term < held.epoch:
+        raise AgentFailure(
+            "conflict",
+            f"controller term {term} is older than term {held.epoch} holding this host's "
+            f"lease ({held.holder}): refused",
+        )
+
+
 AgentDep = Annotated[Agent, Depends(_agent)]
 Ctx = Annotated[AgentContext, Depends(_ctx)]
 
@@ -128,6 +160,7 @@ def create_app(agent: Agent | None = None) -> FastAPI:
         docs_url="/v1/docs",
         redoc_url=None,
         responses=_ERRORS,
+        dependencies=[Depends(_current_term)],
     )
     app.state.agent = agent
     app.add_middleware(

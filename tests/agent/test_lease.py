@@ -165,3 +165,27 @@ def test_a_lease_file_from_another_boot_or_unreadable_is_not_restored(tmp_path, 
     state.write_text(content)
     keeper = LeaseKeeper(5.0, lambda: [], clock=FakeClock(), state_file=state)
     assert not keeper.state().granted
+
+
+@pytest.mark.parametrize(
+    ("term", "refused"),
+    [
+        pytest.param(None, False, id="no-term"),
+        pytest.param(3, False, id="current-term"),
+        pytest.param(4, False, id="newer-term"),
+        pytest.param(2, True, id="deposed-term"),
+    ],
+)
+def test_mutating_calls_from_a_deposed_controller_term_are_refused(
+    make_agent, client_for, term, refused
+):
+    agent = make_agent(lease_ttl_s=60)
+    client_for(agent).renew_lease("leader", ttl_s=60, epoch=3)
+    client = client_for(agent)
+    client.epoch = lambda: term
+    if refused:
+        with pytest.raises(AgentConflict, match="older than term 3"):
+            client.ensure_domain_defined(make_spec("web-1", n=1))
+        assert [d.name for d in client.get_state().domains if d.name == "web-1"] == []
+    else:
+        assert client.ensure_domain_defined(make_spec("web-1", n=1)).changed is True
