@@ -45,10 +45,14 @@ def test_api_beside_the_loop(db_url: str, tmp_path: Path) -> None:
                 time.sleep(0.2)
             assert status is not None
             assert status["conditions"][0]["reason"] == "NoHostFits"
-            metrics = client.get("/metrics").text
-            passes = re.search(
-                r'corral_reconcile_passes_total\{outcome="progressing"\} (\S+)', metrics
-            )
+            # The pass is counted once it returned (after it wrote the status): poll.
+            passes = None
+            while time.monotonic() < deadline and passes is None:
+                metrics = client.get("/metrics").text
+                passes = re.search(
+                    r'corral_reconcile_passes_total\{outcome="progressing"\} (\S+)', metrics
+                )
+                time.sleep(0.2)
             assert passes is not None and float(passes.group(1)) >= 1
     finally:
         stop.set()

@@ -94,6 +94,8 @@ def test_overview_vm_conditions_and_a_live_drain(fleet: DashboardFleet, browser)
     page.get_by_role("button", name="Drain (maintenance)").focus()
     page.keyboard.press("Enter")
     page.wait_for_url(f"{fleet.url}/ui/hosts/h0000")
+    # The form posts and the page comes back at the same URL: wait for the new content.
+    page.locator("#maintenance", has_text="on").wait_for()
     assert page.locator("#maintenance").inner_text() == "on"
     assert fleet.store.get("Host", "h0000").obj.spec.maintenance is True
     assert page.locator("#host-vms").inner_text() == "2"
