@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterable, Iterator
 from functools import lru_cache
+from typing import Any, TypeVar
 
 import libvirt
 
@@ -15,6 +17,8 @@ from nodeagent.models import DomainState, HostState
 from nodeagent.networks import read_network_state
 from nodeagent.snapshots import read_domain_snapshots
 from nodeagent.storage import read_pool_state
+
+T = TypeVar("T")
 
 
 @lru_cache(maxsize=8)
@@ -37,12 +41,39 @@ def read_domains(ctx: AgentContext, conn: libvirt.virConnect) -> list[DomainStat
     }
     domains = []
     for dom in conn.listAllDomains(0):
-        state = read_domain_state(ctx, dom, states.get(dom.UUIDString()))
-        snapshots = read_domain_snapshots(dom) if state.persistent else []
+        try:
+            state = read_domain_state(ctx, dom, states.get(dom.UUIDString()))
+            snapshots = read_domain_snapshots(dom) if state.persistent else []
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() in VANISHED:
+                continue  # undefined between the listing and this read: it is gone
+            raise
         if snapshots:
             state = state.model_copy(update={"snapshots": snapshots})
         domains.append(state)
     return sorted(domains, key=lambda d: d.name)
+
+
+VANISHED = frozenset(
+    {
+        libvirt.VIR_ERR_NO_DOMAIN,
+        libvirt.VIR_ERR_NO_DOMAIN_SNAPSHOT,
+        libvirt.VIR_ERR_NO_NETWORK,
+        libvirt.VIR_ERR_NO_STORAGE_POOL,
+        libvirt.VIR_ERR_NO_STORAGE_VOL,
+    }
+)
+"""libvirt error codes of an object removed while the host state was being read."""
+
+
+def _present(read: Callable[[Any], T], items: Iterable[Any]) -> Iterator[T]:
+    """Yield read(item) for each item still there (skipping ones removed meanwhile)."""
+    for item in items:
+        try:
+            yield read(item)
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() not in VANISHED:
+                raise
 
 
 def read_host_state(ctx: AgentContext) -> HostState:
@@ -64,10 +95,10 @@ def read_host_state(ctx: AgentContext) -> HostState:
             free_memory_mib=conn.getFreeMemory() // (1 << 20),
             domains=read_domains(ctx, conn),
             networks=sorted(
-                (read_network_state(n) for n in conn.listAllNetworks(0)), key=lambda n: n.name
+                _present(read_network_state, conn.listAllNetworks(0)), key=lambda n: n.name
             ),
             pools=sorted(
-                (read_pool_state(p) for p in conn.listAllStoragePools(0)), key=lambda p: p.name
+                _present(read_pool_state, conn.listAllStoragePools(0)), key=lambda p: p.name
             ),
             hooks=ctx.hooks.available(),
             lease=ctx.lease.state(),
