@@ -371,16 +371,25 @@ class DomainSampler:
             self._stop.wait(max(0.0, self.interval_s - (time.monotonic() - started)))
 
     def double_runs(self, vms: Iterable[str] | None = None) -> list[tuple[float, str, list[str]]]:
-        """Returns (at, vm, hosts) for every sample in which a VM ran on two hosts or more."""
+        """Returns (at, vm, hosts) for every sample in which a VM ran on two hosts or more,
+        seen so in two consecutive samples.
+
+        Hosts are read one after another, not at one instant: a live migration switching
+        over between two reads shows its VM on both hosts in that one sample. A real second
+        copy (a boot elsewhere before the fence) runs for seconds, across many samples.
+        """
         wanted = set(vms) if vms is not None else None
         found = []
+        previous: set[str] = set()
         for s in self.samples:
             counts: dict[str, list[str]] = {}
             for host, names in s.running.items():
                 for vm in names:
                     if wanted is None or vm in wanted:
                         counts.setdefault(vm, []).append(host)
-            found += [(s.at, vm, sorted(h)) for vm, h in counts.items() if len(h) > 1]
+            doubled = {vm for vm, h in counts.items() if len(h) > 1}
+            found += [(s.at, vm, sorted(counts[vm])) for vm in sorted(doubled & previous)]
+            previous = doubled
         return found
 
     def shared_hosts(self, group: Sequence[str]) -> list[tuple[float, str, list[str]]]:
