@@ -9,6 +9,7 @@ what changed after it last looked.
 
 from __future__ import annotations
 
+import fcntl
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -512,7 +513,7 @@ def open_store(
     resolved = resolve_url(url, state_dir)
     engine = make_engine(resolved)
     try:
-        with mapped_errors(resolved):
+        with mapped_errors(resolved), _sqlite_opening(resolved):
             with engine.connect() as conn:
                 conn.execute(text("SELECT 1"))
             upgrade_to_head(engine)
@@ -520,3 +521,24 @@ def open_store(
         engine.dispose()
         raise
     return Store(engine, resolved, clock)
+
+
+@contextmanager
+def _sqlite_opening(url: URL) -> Iterator[None]:
+    """Serialise opening one SQLite file across processes (a lock file beside it).
+
+    Switching the journal mode and migrating need the database to themselves; under
+    load, several controllers starting at once could wait past SQLite's busy timeout.
+    PostgreSQL serialises migrations with an advisory lock instead.
+    """
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        yield
+        return
+    lock_path = Path(f"{url.database}.open-lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
