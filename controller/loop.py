@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from controller.agentpool import AgentPool
-from controller.agents import AgentClient
+from controller.agents import AgentClient, AgentUnavailable
 from controller.balloons import BalloonKeeper
 from controller.conditions import set_condition
 from controller.execute import Executor, Outcome
@@ -518,8 +518,6 @@ class Controller:
         try:
             host = self.store.get("Host", name).obj
         except NotFound:
-            from controller.agents import AgentUnavailable
-
             raise AgentUnavailable("not a desired host", host=name) from None
         return self._client_for(host)
 
