@@ -11,6 +11,9 @@ Uvicorn does not put the peer certificate in the ASGI scope, so
 `PeerIdentityH11Protocol` reads it from the transport's ssl_object when the
 connection is made and puts the identity into that connection's scope state.
 
+`build_tls_server` serves both the agent (mutual TLS, controller only) and the
+REST API (server TLS, bearer tokens) with a certificate issued by the fleet CA.
+
 Layout of a certs directory (`corral certs ...`):
   ca.crt, ca.key                      the fleet CA
   hosts/NAME/{ca.crt,agent.crt,agent.key}        what an agent's --certs points at
@@ -23,19 +26,24 @@ import datetime as dt
 import ipaddress
 import os
 import shutil
+import ssl
 from pathlib import Path
 from typing import Any
 
+import uvicorn
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from nodeagent import logredact
+
 CONTROLLER_IDENTITY = "corral-controller"
 PEER_IDENTITY_KEY = "corral_tls_peer_identity"
 CA_DAYS = 3650
 CERT_DAYS = 825
+CERT_FILES = ("agent.crt", "agent.key")  # a server's certificate and key in hosts/NAME/
 
 
 def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
@@ -231,3 +239,93 @@ class RequireController:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+class ServeConfigError(ValueError):
+    """The listen address or certificate options cannot be served safely."""
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    """Return (host, port) of 'HOST:PORT' (IPv6 as '[::1]:PORT')."""
+    host, sep, port = listen.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ServeConfigError(f"expected HOST:PORT, got {listen!r}")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+def is_loopback(host: str) -> bool:
+    """Return True for 'localhost' and loopback IP addresses."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _tls_options(certs: Path, cert_name: str, require_controller: bool) -> dict[str, Any]:
+    """Return uvicorn's ssl_* options for a hosts/NAME certs directory.
+
+    Raises ServeConfigError naming the first missing file. With `require_controller`
+    the handshake also demands a client certificate from the fleet CA.
+    """
+    needed = ("ca.crt", "agent.crt", "agent.key") if require_controller else CERT_FILES
+    for name in needed:
+        if not (certs / name).exists():
+            raise ServeConfigError(
+                f"{certs / name} is missing (corral certs host {cert_name} --dir DIR)"
+            )
+    options: dict[str, Any] = {
+        "ssl_certfile": str(certs / "agent.crt"),
+        "ssl_keyfile": str(certs / "agent.key"),
+    }
+    if require_controller:
+        options["ssl_ca_certs"] = str(certs / "ca.crt")
+        options["ssl_cert_reqs"] = ssl.CERT_REQUIRED
+    return options
+
+
+def build_tls_server(
+    app: Any,
+    listen: str,
+    certs_dir: str | Path | None,
+    *,
+    insecure_dev: bool,
+    log_level: str,
+    cert_name: str,
+    require_controller: bool,
+    graceful_shutdown_s: int,
+) -> uvicorn.Server:
+    """Return a uvicorn server for `app` on `listen`, HTTPS with the fleet certificate.
+
+    `certs_dir` holds ca.crt, agent.crt and agent.key (`corral certs host cert_name`).
+    With `require_controller` the server asks for a client certificate and only the
+    controller's passes (`RequireController`). Without `certs_dir` it serves plain
+    HTTP, which needs `insecure_dev` and a loopback address: neither tokens nor
+    commands may cross a network in clear. Raises ServeConfigError otherwise.
+    """
+    host, port = parse_listen(listen)
+    options: dict[str, Any] = {}
+    if certs_dir is None:
+        if not insecure_dev:
+            raise ServeConfigError("--certs is required (or --insecure-dev on loopback)")
+        if not is_loopback(host):
+            raise ServeConfigError(f"--insecure-dev serves plain HTTP on loopback only, not {host}")
+    else:
+        options = _tls_options(Path(certs_dir), cert_name, require_controller)
+        if require_controller:
+            app = RequireController(app)
+    if require_controller:
+        options["http"] = PeerIdentityH11Protocol
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        ws="websockets-sansio",
+        lifespan="off",
+        log_level=log_level,
+        timeout_graceful_shutdown=graceful_shutdown_s,
+        **options,
+    )
+    logredact.install()  # after Config: it sets up uvicorn's loggers
+    return uvicorn.Server(config)

@@ -8,7 +8,6 @@ bearer token; no client certificate is asked for.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import threading
 import time
@@ -17,33 +16,20 @@ from typing import Any
 
 import uvicorn
 
-from nodeagent import logredact
+from nodeagent.tls import ServeConfigError, build_tls_server, is_loopback, parse_listen
+
+__all__ = [
+    "API_CERT_NAME",
+    "ServeConfigError",
+    "ServerThread",
+    "build_server",
+    "is_loopback",
+    "parse_listen",
+]
 
 log = logging.getLogger(__name__)
 
 API_CERT_NAME = "corral-api"
-CERT_FILES = ("agent.crt", "agent.key")
-
-
-class ServeConfigError(ValueError):
-    """The listen address or TLS options cannot be served safely."""
-
-
-def parse_listen(listen: str) -> tuple[str, int]:
-    """Return (host, port) of 'HOST:PORT' (IPv6 as '[::1]:PORT')."""
-    host, sep, port = listen.rpartition(":")
-    if not sep or not port.isdigit():
-        raise ServeConfigError(f"expected HOST:PORT, got {listen!r}")
-    return host.strip("[]") or "0.0.0.0", int(port)
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def build_server(
@@ -59,36 +45,16 @@ def build_server(
     With `certs_dir` (ca.crt, agent.crt, agent.key) it serves HTTPS; plain HTTP needs
     `insecure_dev` and a loopback address: tokens must never cross a network in clear.
     """
-    host, port = parse_listen(listen)
-    options: dict[str, Any] = {}
-    if certs_dir is None:
-        if not insecure_dev:
-            raise ServeConfigError("--certs is required (or --insecure-dev on loopback)")
-        if not is_loopback(host):
-            raise ServeConfigError(f"--insecure-dev serves plain HTTP on loopback only, not {host}")
-    else:
-        certs = Path(certs_dir)
-        for name in CERT_FILES:
-            if not (certs / name).exists():
-                raise ServeConfigError(
-                    f"{certs / name} is missing (corral certs host {API_CERT_NAME} --dir DIR)"
-                )
-        options = {
-            "ssl_certfile": str(certs / CERT_FILES[0]),
-            "ssl_keyfile": str(certs / CERT_FILES[1]),
-        }
-    config = uvicorn.Config(
+    return build_tls_server(
         app,
-        host=host,
-        port=port,
-        ws="websockets-sansio",
-        lifespan="off",
+        listen,
+        certs_dir,
+        insecure_dev=insecure_dev,
         log_level=log_level,
-        timeout_graceful_shutdown=3,
-        **options,
+        cert_name=API_CERT_NAME,
+        require_controller=False,
+        graceful_shutdown_s=3,
     )
-    logredact.install()  # after Config: it sets up uvicorn's loggers
-    return uvicorn.Server(config)
 
 
 class ServerThread:
