@@ -68,11 +68,14 @@ class HostHealth:
     Why `safe_at` is lease_sent_at + request_timeout_s + ttl_s + margin_s, and why
     nothing earlier is safe:
 
-    - The agent computes its lease expiry from when it RECEIVED the latest renewal,
-      on its own monotonic clock, and kills its HA VMs when the lease expires.
-    - A renewal sent at S is received at most request_timeout_s after S (a request
-      older than that is abandoned by the agent's server and the client), so the
-      agent's expiry is at most S + request_timeout_s + ttl_s.
+    - The agent computes its lease expiry from when the latest renewal ARRIVED,
+      stamped before any queue on its own monotonic clock, and kills its HA VMs when
+      the lease expires. How long the renewal then waits to be granted does not move
+      the expiry; one that cannot be granted within its `request_timeout_s` after
+      arriving is refused and extends nothing (nodeagent.lease).
+    - A renewal sent at S arrives at most request_timeout_s after S (the client
+      bounds its connect and its send by half of it each, then abandons the request),
+      so the agent's expiry is at most S + request_timeout_s + ttl_s.
     - S is the send time of the newest renewal that may have reached the agent, not
       of the newest acknowledged one: a renewal whose acknowledgement was lost may
       still have been received, and then it extended the lease.

@@ -88,7 +88,11 @@ class LeaseKeeper:
                 self.store.record_lease_sent(name, self.epoch, ttl, now)
             try:
                 self.client_for(host).renew_lease(
-                    self.holder, float(ttl), self.epoch, timeout_s=RENEWAL_PHASE_TIMEOUT_S
+                    self.holder,
+                    float(ttl),
+                    self.epoch,
+                    timeout_s=RENEWAL_PHASE_TIMEOUT_S,
+                    request_timeout_s=REQUEST_TIMEOUT_S,
                 )
             except AgentClientError as exc:
                 if never_sent(exc):

@@ -14,6 +14,14 @@ must still fence when the lease it was granted runs out, or its HA VMs would run
 while the controller restarts them elsewhere. CLOCK_MONOTONIC is system-wide and
 survives a process restart, so the stored expiry is compared as is — but only within
 the same boot (the boot id is stored with it; after a reboot the guests are gone).
+
+A renewal's expiry counts from when it ARRIVED (stamped by RenewalArrivalStamp before
+any queue), not from when it was processed. The controller bounds this agent's expiry
+by its send time + request timeout + TTL (controller.ha.HostHealth); a renewal that
+waited behind slow verbs and counted from its processing time would outlive that
+bound, and the controller could restart an HA VM elsewhere while this copy still ran.
+A renewal whose processing starts later than its `request_timeout_s` after arrival is
+refused: its sender has stopped waiting and counts it as failed.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from nodeagent.errors import AgentFailure
 from nodeagent.models import FenceRecord, LeaseRenewal, LeaseState
@@ -43,11 +52,33 @@ class Lease:
     expires_at: float | None = None
 
 
-def renew_lease(lease: Lease, renewal: LeaseRenewal, now: float) -> Lease:
-    """Return the lease renewed until now + TTL; conflict if `renewal.epoch` is stale.
+DEFAULT_RENEWAL_TIMEOUT_S = 2.0
+"""How long after arrival a renewal naming no `request_timeout_s` may still be granted
+(the controller's request timeout, controller.plan.health.REQUEST_TIMEOUT_S)."""
 
-    A renewal with a lower epoch than the one held comes from a deposed controller.
+RENEWAL_ARRIVED_AT = "corral.lease_renewal_arrived_at"
+"""The ASGI scope key holding when a lease renewal arrived (the lease clock's seconds)."""
+
+
+def renew_lease(
+    lease: Lease, renewal: LeaseRenewal, now: float, arrived_at: float | None = None
+) -> Lease:
+    """Return the lease renewed until `arrived_at` + TTL (arrival defaults to `now`).
+
+    Conflict when `renewal.epoch` is lower than the one held (a deposed controller), or
+    when processing starts (`now`) more than `renewal.request_timeout_s` after arrival:
+    the renewal came too late to be granted, and the lease stays as it was.
     """
+    arrived = now if arrived_at is None else min(arrived_at, now)
+    limit_s = renewal.request_timeout_s or DEFAULT_RENEWAL_TIMEOUT_S
+    if now - arrived > limit_s:
+        raise AgentFailure(
+            "conflict",
+            f"lease_renewal_late: the renewal by {renewal.holder!r} (epoch {renewal.epoch}) "
+            f"waited {now - arrived:.2f} s before it could be granted, longer than its "
+            f"request timeout of {limit_s:g} s: refused, the lease is not extended",
+            retryable=True,
+        )
     if lease.expires_at is not None and renewal.epoch < lease.epoch:
         raise AgentFailure(
             "conflict",
@@ -56,7 +87,7 @@ def renew_lease(lease: Lease, renewal: LeaseRenewal, now: float) -> Lease:
         )
     ttl_s = renewal.ttl_s if renewal.ttl_s is not None else lease.ttl_s
     return replace(
-        lease, ttl_s=ttl_s, holder=renewal.holder, epoch=renewal.epoch, expires_at=now + ttl_s
+        lease, ttl_s=ttl_s, holder=renewal.holder, epoch=renewal.epoch, expires_at=arrived + ttl_s
     )
 
 
@@ -167,10 +198,15 @@ class LeaseKeeper:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def renew(self, renewal: LeaseRenewal) -> LeaseState:
-        """Renew the lease and return its state; conflict on a stale epoch."""
+    def now(self) -> float:
+        """Return the lease clock's time (monotonic seconds)."""
+        return self._clock()
+
+    def renew(self, renewal: LeaseRenewal, arrived_at: float | None = None) -> LeaseState:
+        """Renew the lease from `arrived_at` (lease clock; default now) and return its
+        state; conflict on a stale epoch or a renewal granted too late (see renew_lease)."""
         with self._lock:
-            self._lease = renew_lease(self._lease, renewal, self._clock())
+            self._lease = renew_lease(self._lease, renewal, self._clock(), arrived_at)
             if self._state_file is not None:
                 save_lease(self._state_file, self._lease)
         log.info("lease renewed by %s (epoch %d)", renewal.holder, renewal.epoch)
@@ -232,3 +268,28 @@ class LeaseKeeper:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+
+
+class RenewalArrivalStamp:
+    """ASGI middleware: records when a lease renewal (POST /v1/lease) arrived, before any
+    queue, under RENEWAL_ARRIVED_AT in the request scope.
+
+    The time is read from the lease clock of the agent the app serves
+    (`scope["app"].state.agent`); with no agent yet, nothing is stamped (the route then
+    answers unavailable).
+    """
+
+    def __init__(self, app: Callable[..., Any]) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if (
+            scope["type"] == "http"
+            and scope.get("method") == "POST"
+            and scope.get("path") == "/v1/lease"
+        ):
+            state = getattr(scope.get("app"), "state", None)
+            agent = getattr(state, "agent", None)
+            if agent is not None:
+                scope[RENEWAL_ARRIVED_AT] = agent.lease.now()
+        await self.app(scope, receive, send)

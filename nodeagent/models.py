@@ -509,11 +509,17 @@ class BalloonRequest(WireModel):
 
 
 class LeaseRenewal(WireModel):
-    """A controller renewing this host's fencing lease; a lower epoch than held is refused."""
+    """A controller renewing this host's fencing lease; a lower epoch than held is refused.
+
+    `request_timeout_s` is how long the controller waits for the renewal to be granted:
+    the agent refuses one whose processing starts later than that after it arrived
+    (None: the agent's default, 2 s). Older controllers do not send it.
+    """
 
     holder: str = Field(min_length=1)
     ttl_s: float | None = Field(default=None, gt=0, le=3600)
     epoch: int = Field(default=0, ge=0)
+    request_timeout_s: float | None = Field(default=None, gt=0, le=300)
 
 
 class FenceRecord(WireModel):

@@ -27,6 +27,7 @@ from nodeagent.bodylimit import MIB, BodySizeLimit
 from nodeagent.consoleroutes import install_console_routes
 from nodeagent.context import AgentContext
 from nodeagent.errors import AgentFailure, from_libvirt
+from nodeagent.lease import RENEWAL_ARRIVED_AT, RenewalArrivalStamp
 from nodeagent.models import (
     AgentError,
     AgentEvent,
@@ -169,6 +170,7 @@ def create_app(agent: Agent | None = None) -> FastAPI:
         error_body=_too_large,
         exempt=_streamed_upload,
     )
+    app.add_middleware(RenewalArrivalStamp)  # outermost: stamps before any other layer
     install_console_routes(app)
 
     @app.exception_handler(AgentFailure)
@@ -421,15 +423,29 @@ def create_app(agent: Agent | None = None) -> FastAPI:
 
     # --- lease ---------------------------------------------------------------------------
 
+    # Both lease routes run on the event loop, never in the thread pool: a renewal must
+    # not queue behind slow verbs (define, start, migrate), or it would be granted later
+    # than the controller's HA timing assumes (see nodeagent.lease).
+
     @app.get("/v1/lease", response_model=LeaseState)
-    def get_lease(agent: AgentDep) -> LeaseState:
+    async def get_lease(agent: AgentDep) -> LeaseState:
         """Return the fencing lease."""
         return agent.lease.state()
 
     @app.post("/v1/lease", response_model=LeaseState)
-    def renew_lease(agent: AgentDep, renewal: Annotated[LeaseRenewal, Body()]) -> LeaseState:
-        """Renew the fencing lease (conflict on a stale epoch)."""
-        return agent.lease.renew(renewal)
+    async def renew_lease(
+        agent: AgentDep, renewal: Annotated[LeaseRenewal, Body()], request: Request
+    ) -> LeaseState:
+        """Renew the fencing lease until arrival + TTL (conflict on a stale epoch, or when
+        granting starts more than `request_timeout_s` after the renewal arrived)."""
+        if await request.is_disconnected():
+            raise AgentFailure(
+                "conflict",
+                f"lease renewal by {renewal.holder!r} abandoned: the client disconnected "
+                "before it was granted",
+                retryable=True,
+            )
+        return agent.lease.renew(renewal, arrived_at=request.scope.get(RENEWAL_ARRIVED_AT))
 
     return app
 

@@ -179,13 +179,14 @@ class SimHost:
 
     # --- lease ---------------------------------------------------------------------------
 
-    def renew_lease(self, renewal: LeaseRenewal) -> LeaseState:
-        """Renew the lease (conflict on a stale epoch, exactly as the agent's lease core)."""
+    def renew_lease(self, renewal: LeaseRenewal, arrived_at: float | None = None) -> LeaseState:
+        """Renew the lease from `arrived_at` (default now), exactly as the agent's lease core:
+        conflict on a stale epoch or a renewal granted later than its request timeout."""
         from nodeagent.errors import AgentFailure
 
         with self.lock:
             try:
-                self.lease = renew_lease(self.lease, renewal, self.clock())
+                self.lease = renew_lease(self.lease, renewal, self.clock(), arrived_at)
             except AgentFailure as exc:
                 raise SimFailure(exc.error.type, exc.error.message) from None
             return self.lease_state()

@@ -3,11 +3,14 @@
 Same paths, methods, request bodies (validated by the same wire models, refused as
 `invalid_spec` naming the field) and answers (the same models as JSON, errors as the
 agent's `AgentError` body with its HTTP status). The call takes the latency of its
-verb, with at most `per_host_parallel` verbs at once per host, as libvirtd's workers.
+verb, with at most `per_host_parallel` verbs at once per host, as libvirtd's workers;
+lease calls bypass that bound (the agent serves them on its event loop), and a renewal
+counts from its arrival, as the agent's does.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from collections.abc import Callable
@@ -108,8 +111,11 @@ class SimTransport(httpx.BaseTransport):
             error = AgentError(type="not_found", message=f"no route {request.method} {path}")
             return _json(error, 404)
         method, verb, handler, match = found
+        request.extensions["arrived_at"] = host.clock()
         delay = self.fleet.latency.of(verb)
-        with self.fleet.slot(self.host_name):
+        # The agent serves its lease on the event loop, never queued behind libvirt verbs.
+        slot = self.fleet.slot(self.host_name) if verb != "lease" else contextlib.nullcontext()
+        with slot:
             if delay:
                 self.fleet.sleep(delay)
             self.fleet.settle()
@@ -337,4 +343,4 @@ def _lease(t: SimTransport, host: SimHost, p: dict[str, str], r: httpx.Request) 
 
 @route("POST", "lease", "lease")
 def _renew(t: SimTransport, host: SimHost, p: dict[str, str], r: httpx.Request) -> Any:
-    return host.renew_lease(body(LeaseRenewal, r))
+    return host.renew_lease(body(LeaseRenewal, r), arrived_at=r.extensions.get("arrived_at"))
