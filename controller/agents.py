@@ -246,9 +246,12 @@ class AgentClient:
         """Return the agent's health."""
         return self._call(Health, "GET", "health")
 
-    def get_state(self) -> HostState:
-        """Return the host's full observed state."""
-        return self._call(HostState, "GET", "state")
+    def get_state(self, omit_volumes: Iterable[str] = ()) -> HostState:
+        """Return the host's full observed state, without the volumes of `omit_volumes` pools
+        (shared pools that another host reports)."""
+        omitted = sorted(omit_volumes)
+        params = {"omit_volumes": omitted} if omitted else None
+        return self._call(HostState, "GET", "state", params=params)
 
     def get_stats(self) -> HostStats:
         """Return host and per-domain statistics."""

@@ -26,7 +26,7 @@ from controller.balloons import BalloonKeeper
 from controller.conditions import set_condition
 from controller.execute import Executor, Outcome
 from controller.leases import LeaseKeeper
-from controller.observe import poll_hosts, read_observed
+from controller.observe import HostRead, pick_readers, poll_hosts, read_observed
 from controller.plan import ActionType, Desired, Plan, PolicyContext, plan
 from controller.plan.model import ObjectVerdict
 from controller.sources.base import Snapshot, SourceError
@@ -35,6 +35,7 @@ from controller.store import NotFound, Store, StoredObject, StoreError
 from schemas.host import Fencing, Host
 from schemas.meta import Condition, ConditionStatus, ConditionType, ObjectStatus
 from schemas.policy import SchedulingPolicy, SchedulingPolicySpec
+from schemas.storagepool import StoragePool
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +138,10 @@ class Controller:
         self._applied_at: dict[str, tuple[str, float]] = {}
         self._observed_at: dict[str, float] = {}
         self._touched: set[str] = set()
+        self._pass_hosts: list[Host] = []
+        self._shared_candidates: dict[str, list[str]] = {}
+        self._readers: dict[str, str] = {}
+        self._last_reads: dict[str, HostRead] = {}
         self._settled: dict[tuple[str, str], SettledStatus] = {}
         self.executor = Executor(
             self._client_for_name, fencing_for=self._fencing_for, max_parallel=max_parallel
@@ -308,6 +313,8 @@ class Controller:
         stored = self.store.list().items
         deleted = self.store.list_deleted()
         hosts = [s.obj for s in stored if isinstance(s.obj, Host)]
+        self._pass_hosts = hosts
+        self._shared_candidates = shared_pool_hosts(stored, hosts)
         self._poll(self._due_hosts(hosts))
         desired = self._desired(stored, deleted)
         policy = policy_context(stored)
@@ -374,10 +381,45 @@ class Controller:
         ]
 
     def _poll(self, hosts: list[Host]) -> None:
-        poll_hosts(self.store, hosts, self._client_for)
+        """Read `hosts`, and with them the one host that lists each shared pool's volumes
+        (the others leave those out: at 1,000 hosts, every host listing every shared
+        volume would make each read as large as the whole fleet's storage)."""
+        if not hosts:
+            return
+        fleet = {h.metadata.name: h for h in self._pass_hosts}
+        todo, reads = list(hosts), {}
+        for _ in range(3):
+            readers = pick_readers(self._shared_candidates, self._readers, self._fit)
+            names = {h.metadata.name for h in todo} | set(reads)
+            todo += [fleet[r] for r in sorted(set(readers.values()) - names) if r in fleet]
+            done = poll_hosts(
+                self.store,
+                todo,
+                self._client_for,
+                omit_volumes=lambda n, r=readers: frozenset(p for p, h in r.items() if h != n),
+            )
+            reads.update(done)
+            self._last_reads.update(done)
+            self._readers = readers
+            # A reader that failed, or lacks the pool, is replaced, and the new one read
+            # in full before the pass plans on what it listed.
+            again = pick_readers(self._shared_candidates, readers, self._fit)
+            todo = [
+                fleet[h]
+                for pool, h in sorted(again.items())
+                if h in fleet and readers.get(pool) != h
+            ]
+            if not todo:
+                break
         now = time.monotonic()
-        for host in hosts:
-            self._observed_at[host.metadata.name] = now
+        for name in reads:
+            self._observed_at[name] = now
+
+    def _fit(self, host: str, pool: str) -> bool:
+        """Return True if `host` may list `pool`'s volumes: not read yet, or its last read
+        answered with the pool active."""
+        read = self._last_reads.get(host)
+        return read is None or (read.error is None and pool in read.active_pools)
 
     def _desired(self, stored: list[StoredObject], deleted: list[StoredObject]) -> Desired:
         revisions = sorted({s.revision for s in stored if s.revision})
@@ -657,6 +699,18 @@ class OutcomeRecorder:
             self.store.record_outcomes(self.plan_id, outcomes)
         if events:
             self.store.record_events(events, identity=self.identity)
+
+
+def shared_pool_hosts(stored: list[StoredObject], hosts: list[Host]) -> dict[str, list[str]]:
+    """Return each desired shared pool -> the desired hosts it is on, in name order."""
+    ordered = sorted(hosts, key=lambda h: h.metadata.name)
+    return {
+        s.name: [
+            h.metadata.name for h in ordered if s.obj.spec.host_selector.matches(h.metadata.labels)
+        ]
+        for s in stored
+        if isinstance(s.obj, StoragePool) and s.obj.spec.shared
+    }
 
 
 def policy_context(stored: list[StoredObject]) -> PolicyContext:

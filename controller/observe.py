@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -20,43 +21,82 @@ WRITE_BATCH = 100
 """Observations written per transaction."""
 
 
+@dataclass(frozen=True)
+class HostRead:
+    """What one read of a host's agent gave: an error, or the pools it has active."""
+
+    error: str | None = None
+    active_pools: frozenset[str] = frozenset()
+
+
 def poll_hosts(
     store: Store,
     hosts: Iterable[Host],
     client_for: Callable[[Host], AgentClient],
     *,
     max_parallel: int = 16,
-) -> dict[str, str | None]:
-    """Read the full state of each host's agent into the store; return host -> error or None.
+    omit_volumes: Callable[[str], frozenset[str]] | None = None,
+) -> dict[str, HostRead]:
+    """Read the full state of each host's agent into the store; return host -> its read.
 
     An unreachable agent is recorded as such; its last known state is kept (the store
     never claims what the host does not have: the planner sees `reachable` False).
+    `omit_volumes(host)` names the pools whose volumes that host leaves out.
     """
     hosts = list(hosts)
 
     def read(host: Host) -> tuple[str, HostState | None, str | None]:
+        name = host.metadata.name
+        omitted = omit_volumes(name) if omit_volumes is not None else frozenset()
         try:
-            return host.metadata.name, client_for(host).get_state(), None
+            return name, client_for(host).get_state(omitted), None
         except AgentClientError as exc:
-            return host.metadata.name, None, str(exc)
+            return name, None, str(exc)
 
-    errors: dict[str, str | None] = {}
+    reads: dict[str, HostRead] = {}
     if not hosts:
-        return errors
+        return reads
     batch: list[tuple[str, bool, dict[str, Any] | None, str | None]] = []
     with ThreadPoolExecutor(max_workers=max(1, min(max_parallel, len(hosts)))) as pool:
         for name, state, error in pool.map(read, hosts):
             if state is not None:
                 batch.append((name, True, state.model_dump(mode="json"), None))
+                active = frozenset(p.name for p in state.pools if p.active)
+                reads[name] = HostRead(active_pools=active)
             else:
                 batch.append((name, False, None, error))
-            errors[name] = error
+                reads[name] = HostRead(error=error)
             if len(batch) >= WRITE_BATCH:
                 store.put_observed_many(batch)
                 batch = []
     if batch:
         store.put_observed_many(batch)
-    return errors
+    return reads
+
+
+def pick_readers(
+    candidates: Mapping[str, Sequence[str]],
+    previous: Mapping[str, str],
+    fit: Callable[[str, str], bool],
+) -> dict[str, str]:
+    """Return shared pool -> the one host that lists its volumes.
+
+    `candidates` gives each shared pool's desired hosts in name order; `fit(host, pool)`
+    says whether the host answered its last read with the pool active (a host not read
+    yet is fit). The previous reader stays while it is a fit candidate, so the choice
+    does not wander; else the first fit candidate reads; a pool with no fit candidate
+    has no reader, and every host then lists its volumes.
+    """
+    readers: dict[str, str] = {}
+    for pool, hosts in candidates.items():
+        kept = previous.get(pool)
+        if kept is not None and kept in hosts and fit(kept, pool):
+            readers[pool] = kept
+            continue
+        chosen = next((h for h in hosts if fit(h, pool)), None)
+        if chosen is not None:
+            readers[pool] = chosen
+    return readers
 
 
 class _ParsedStates:

@@ -463,6 +463,9 @@ class PoolState(WireModel):
     available_bytes: int
     spec: PoolSpec | None = None
     volumes: list[VolumeState] = Field(default_factory=list)
+    volumes_listed: bool = True
+    """False when the reader asked to leave this pool's volumes out (a shared pool that
+    another host reports): `volumes` is then empty whatever the pool holds."""
 
 
 # --- snapshots -------------------------------------------------------------------------------

@@ -207,9 +207,9 @@ def create_app(agent: Agent | None = None) -> FastAPI:
         return Health(ok=connected, libvirt_connected=connected, agent_version=__version__)
 
     @app.get("/v1/state", response_model=HostState)
-    def get_state(ctx: Ctx) -> HostState:
-        """Return the host's full observed state."""
-        return read_host_state(ctx)
+    def get_state(ctx: Ctx, omit_volumes: Annotated[list[str] | None, Query()] = None) -> HostState:
+        """Return the host's full observed state, without the volumes of `omit_volumes` pools."""
+        return read_host_state(ctx, frozenset(omit_volumes or ()))
 
     @app.get("/v1/stats", response_model=HostStats)
     def get_stats(ctx: Ctx) -> HostStats:

@@ -76,8 +76,12 @@ def _present(read: Callable[[Any], T], items: Iterable[Any]) -> Iterator[T]:
                 raise
 
 
-def read_host_state(ctx: AgentContext) -> HostState:
-    """Return the full observed state of the host."""
+def read_host_state(ctx: AgentContext, omit_volumes: frozenset[str] = frozenset()) -> HostState:
+    """Return the full observed state of the host.
+
+    The volumes of the pools named in `omit_volumes` are left out: a shared pool holds
+    the same volumes on every host, and one host reporting them is enough.
+    """
     conn = ctx.connection.get()
     with libvirt_errors("reading host state"):
         arch, cpu_model = parse_capabilities(conn.getCapabilities())
@@ -98,7 +102,11 @@ def read_host_state(ctx: AgentContext) -> HostState:
                 _present(read_network_state, conn.listAllNetworks(0)), key=lambda n: n.name
             ),
             pools=sorted(
-                _present(read_pool_state, conn.listAllStoragePools(0)), key=lambda p: p.name
+                _present(
+                    lambda p: read_pool_state(p, p.name() not in omit_volumes),
+                    conn.listAllStoragePools(0),
+                ),
+                key=lambda p: p.name,
             ),
             hooks=ctx.hooks.available(),
             lease=ctx.lease.state(),

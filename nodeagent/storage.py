@@ -72,8 +72,8 @@ def pool_xml(pool: libvirt.virStoragePool) -> str:
         return pool.XMLDesc(0)
 
 
-def read_pool_state(pool: libvirt.virStoragePool) -> PoolState:
-    """Return the observed state of a pool and its volumes (bytes)."""
+def read_pool_state(pool: libvirt.virStoragePool, list_volumes: bool = True) -> PoolState:
+    """Return the observed state of a pool and, unless `list_volumes` is False, its volumes."""
     persistent = bool(pool.isPersistent())
     autostart = bool(pool.autostart()) if persistent else False
     active = bool(pool.isActive())
@@ -85,7 +85,7 @@ def read_pool_state(pool: libvirt.virStoragePool) -> PoolState:
         spec = None
     volumes = (
         sorted((parse_volume(v.XMLDesc(0)) for v in pool.listAllVolumes(0)), key=lambda v: v.name)
-        if active
+        if active and list_volumes
         else []
     )
     return PoolState(
@@ -99,6 +99,7 @@ def read_pool_state(pool: libvirt.virStoragePool) -> PoolState:
         available_bytes=available,
         spec=spec,
         volumes=volumes,
+        volumes_listed=list_volumes,
     )
 
 

@@ -70,9 +70,11 @@ def index_observed(
 ) -> ObservedIndex:
     """Return the index of what `observed` says about the desired `hosts` (sorted).
 
-    Every host reports the volumes of a shared pool; they are the same volumes, so they
-    are indexed once, from the first answering host that has the pool (else the first
-    that has it): a fleet of 1,000 hosts does not index each shared volume 1,000 times.
+    A shared pool holds the same volumes on every host, so they are indexed once, from
+    the first answering host that listed them (else the first that listed them): one
+    host reports a shared pool's volumes (controller.observe picks it), the others
+    leave them out (`volumes_listed` False), and a fleet of 1,000 hosts neither reads
+    nor indexes each shared volume 1,000 times.
     """
     index = ObservedIndex(obs={})
     reader: dict[str, str] = {}
@@ -90,6 +92,8 @@ def index_observed(
         for pool in state.pools:
             index.pools[(host, pool.name)] = pool
             if pool.name in shared_pools:
+                if not pool.volumes_listed:
+                    continue
                 current = reader.get(pool.name)
                 if current is None or (obs.reachable and not index.obs[current].reachable):
                     reader[pool.name] = host

@@ -128,8 +128,9 @@ class SimHost:
 
     # --- reads ---------------------------------------------------------------------------
 
-    def state_document(self) -> dict[str, Any]:
-        """Return the host's full observed state as the agent's JSON (HostState shape)."""
+    def state_document(self, omit_volumes: frozenset[str] = frozenset()) -> dict[str, Any]:
+        """Return the host's full observed state as the agent's JSON (HostState shape),
+        without the volumes of the pools in `omit_volumes`."""
         with self.lock:
             self._self_fence_if_expired()
             used = sum(
@@ -149,7 +150,7 @@ class SimHost:
                 free_memory_mib=max(0, self.memory_mib - used),
                 domains=[self._domain_with_snapshots(n) for n in sorted(self.domains)],
                 networks=[self.networks[n] for n in sorted(self.networks)],
-                pools=[self._pool_state(n) for n in sorted(self.pools)],
+                pools=[self._pool_state(n, n not in omit_volumes) for n in sorted(self.pools)],
                 hooks={},
                 lease=self.lease_state(),
                 events_seq=self.events_seq,
@@ -656,17 +657,18 @@ class SimHost:
             return self.shared.volumes.setdefault(export, {}), target
         return self.local_volumes.setdefault(pool, {}), target
 
-    def _pool_state(self, name: str) -> PoolState:
+    def _pool_state(self, name: str, list_volumes: bool = True) -> PoolState:
         pool = self.pools[name]
         if not pool.active:
-            return pool
+            return pool if list_volumes else pool.model_copy(update={"volumes_listed": False})
         volumes, _ = self._volumes_of(name)
         with self.shared.lock:
             listed = [volumes[v] for v in sorted(volumes)]
         used = sum(v.allocation_bytes for v in listed)
         return pool.model_copy(
             update={
-                "volumes": listed,
+                "volumes": listed if list_volumes else [],
+                "volumes_listed": list_volumes,
                 "allocation_bytes": used,
                 "available_bytes": pool.capacity_bytes - used,
             }

@@ -180,7 +180,7 @@ def _health(t: SimTransport, host: SimHost, p: dict[str, str], r: httpx.Request)
 
 @route("GET", "state", "read")
 def _state(t: SimTransport, host: SimHost, p: dict[str, str], r: httpx.Request) -> Any:
-    return host.state_document()
+    return host.state_document(frozenset(r.url.params.get_list("omit_volumes")))
 
 
 # --- domains ------------------------------------------------------------------------------

@@ -132,3 +132,16 @@ def test_lease_epochs_contract(agent: AgentClient) -> None:
     with pytest.raises(AgentConflict):
         agent.renew_lease("old", ttl_s=30, epoch=1)
     assert agent.get_lease().holder == "ctl"
+
+
+def test_state_leaves_out_the_volumes_of_named_pools(agent: AgentClient) -> None:
+    agent.ensure_pool(PoolSpec(name="vols", type="dir", target_path="/tmp/vols"))
+    agent.ensure_volume("vols", VolumeSpec(name="web-1-root", capacity_bytes=2**30))
+
+    def pool(state):
+        return next(p for p in state.pools if p.name == "vols")
+
+    full = pool(agent.get_state())
+    assert full.volumes_listed and [v.name for v in full.volumes] == ["web-1-root"]
+    left_out = pool(agent.get_state(omit_volumes=["vols", "absent"]))
+    assert (left_out.volumes_listed, left_out.volumes, left_out.active) == (False, [], True)
