@@ -138,7 +138,7 @@ class Controller:
         self._applied_at: dict[str, tuple[str, float]] = {}
         self._observed_at: dict[str, float] = {}
         self._touched: set[str] = set()
-        self._pass_hosts: list[Host] = []
+        self._pass_host_names: dict[str, Host] = {}
         self._shared_candidates: dict[str, list[str]] = {}
         self._readers: dict[str, str] = {}
         self._last_reads: dict[str, HostRead] = {}
@@ -313,7 +313,7 @@ class Controller:
         stored = self.store.list().items
         deleted = self.store.list_deleted()
         hosts = [s.obj for s in stored if isinstance(s.obj, Host)]
-        self._pass_hosts = hosts
+        self._pass_host_names = {h.metadata.name: h for h in hosts}
         self._shared_candidates = shared_pool_hosts(stored, hosts)
         self._poll(self._due_hosts(hosts))
         desired = self._desired(stored, deleted)
@@ -386,7 +386,7 @@ class Controller:
         volume would make each read as large as the whole fleet's storage)."""
         if not hosts:
             return
-        fleet = {h.metadata.name: h for h in self._pass_hosts}
+        fleet = self._pass_host_names
         todo, reads = list(hosts), {}
         for _ in range(3):
             readers = pick_readers(self._shared_candidates, self._readers, self._fit)
@@ -550,15 +550,25 @@ class Controller:
     def _client_for(self, host: Host) -> AgentClient:
         return self.pool.client(host.metadata.name, host.spec.address)
 
+    def _host_named(self, name: str) -> Host:
+        """Return the desired Host `name` as this pass read it (the plan was made from
+        that very object; reading it again per action cost a query per agent call)."""
+        host = self._pass_host_names.get(name)
+        if host is not None:
+            return host
+        obj = self.store.get("Host", name).obj
+        assert isinstance(obj, Host)
+        return obj
+
     def _fencing_for(self, name: str) -> Fencing:
         try:
-            return self.store.get("Host", name).obj.spec.fencing
+            return self._host_named(name).spec.fencing
         except NotFound:
             return Fencing()
 
     def _client_for_name(self, name: str) -> AgentClient:
         try:
-            host = self.store.get("Host", name).obj
+            host = self._host_named(name)
         except NotFound:
             raise AgentUnavailable("not a desired host", host=name) from None
         return self._client_for(host)
