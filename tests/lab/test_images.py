@@ -18,48 +18,25 @@ import os
 import subprocess
 import tarfile
 import tempfile
-import textwrap
 import time
-import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import libvirt
 import pytest
 
-from controller.agentpool import AgentPool
 from controller.cli.vm import revert_vm
 from controller.lab.guest import BUSYBOX_PATH, GUEST_MODULES, GuestImage, build_initrd
 from controller.lab.heartbeat import parse_heartbeats
-from controller.loop import Controller, PassResult, SourceSetting
-from controller.sources import DirectorySource
-from controller.store import Store, open_store
-from tests.e2e.e2ekit import LibvirtObjects, serial_log, wait_heartbeats
-from tests.helpers.agent_server import serving_agent
+from tests.e2e.e2ekit import serial_log, wait_heartbeats
+from tests.helpers.hooks import write_description_hook
+from tests.helpers.lab_fleet import LabFleet, lab_fleet, storage_yaml
 
 pytestmark = pytest.mark.libvirtd
 
-CONVERGE_TIMEOUT_S = 180.0
 HOOK_TEXT = "rewritten by a hook the manifest asked for"
 BALLOON_MODULE = "kernel/drivers/virtio/virtio_balloon.ko"
-
-ADD_DESCRIPTION = textwrap.dedent(
-    f"""\
-    #!/usr/bin/env python3
-    import sys
-    import xml.etree.ElementTree as ET
-
-    root = ET.fromstring(sys.stdin.read())
-    desc = root.find("description")
-    if desc is None:
-        desc = ET.Element("description")
-        root.insert(1, desc)
-    desc.text = "{HOOK_TEXT}"
-    sys.stdout.write(ET.tostring(root, encoding="unicode"))
-    """
-)
 
 
 def balloon_initrd(image: GuestImage) -> Path:
@@ -99,92 +76,22 @@ def balloon_initrd(image: GuestImage) -> Path:
     return target
 
 
-@dataclass
-class ImageFleet:
-    """The manifests directory, the controller over it, and what it made on libvirt."""
-
-    dir: Path
-    store: Store
-    controller: Controller
-    pool: AgentPool
-    conn: libvirt.virConnect
-    made: LibvirtObjects
-    host: str
-    vm: str
-    pool_name: str
-
-    def write(self, name: str, text: str) -> None:
-        (self.dir / name).write_text(text)
-
-    def remove(self, name: str) -> None:
-        (self.dir / name).unlink()
-
-    def converge(self, timeout_s: float = CONVERGE_TIMEOUT_S) -> list[PassResult]:
-        passes: list[PassResult] = []
-        deadline = time.monotonic() + timeout_s
-        while True:
-            result = self.controller.reconcile()
-            passes.append(result)
-            if result.converged:
-                return passes
-            if time.monotonic() > deadline:
-                failed = [f"{o.action.ref}: {o.error}" for o in result.failed]
-                pytest.fail(f"not converged: {result.not_ready}; failed {failed}")
-            time.sleep(min(result.requeue_after_s, 1.0))
-
-
 @pytest.fixture
-def fleet(system_libvirt: str, tiny_guest: GuestImage, tmp_path: Path) -> Iterator[ImageFleet]:
-    hooks = tmp_path / "hooks" / "before_vm_start" / "10_add-description.py"
-    hooks.parent.mkdir(parents=True)
-    hooks.write_text(ADD_DESCRIPTION)
-    hooks.chmod(0o755)
+def fleet(system_libvirt: str, tiny_guest: GuestImage, tmp_path: Path) -> Iterator[LabFleet]:
+    write_description_hook(tmp_path / "hooks", "10_add-description.py", HOOK_TEXT)
     initrd = balloon_initrd(tiny_guest)
-    conn = libvirt.open(system_libvirt)
-    made = LibvirtObjects(conn, f"corral-t-img-{uuid.uuid4().hex[:4]}")
-    host, vm, pool_name = made.name("host"), made.domain(made.name("vm")), made.name("pool")
-    made.pool(pool_name, tmp_path / "pool")
-    manifests = tmp_path / "fleet"
-    manifests.mkdir()
-    store = open_store(None, state_dir=tmp_path / "state")
-    agents = AgentPool(timeout_s=300.0)
-    try:
-        with serving_agent(system_libvirt, hooks_dir=tmp_path / "hooks") as agent:
-            source = SourceSetting(DirectorySource(manifests), "dir", "fleet", prune=True)
-            controller = Controller(store, [source], agents, resync_s=30.0)
-            out = ImageFleet(manifests, store, controller, agents, conn, made, host, vm, pool_name)
-            out.write("base.yaml", base_yaml(host, agent.base_url, pool_name, tmp_path / "pool"))
-            out.write("template.yaml", template_yaml(tiny_guest, initrd, pool_name))
-            out.write("vm.yaml", vm_yaml(vm))
-            yield out
-    finally:
-        agents.close()
-        store.close()
-        with contextlib.suppress(libvirt.libvirtError):
-            dom = conn.lookupByName(vm)
-            dom.destroy()
-            dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA)
-        made.cleanup()
-        conn.close()
-
-
-def base_yaml(host: str, address: str, pool: str, path: Path) -> str:
-    return f"""\
-apiVersion: corral.dev/v1alpha1
-kind: Host
-metadata: {{name: {host}}}
-spec: {{address: "{address}", virtualization: qemu}}
----
-apiVersion: corral.dev/v1alpha1
-kind: StoragePool
-metadata: {{name: {pool}}}
-spec: {{type: dir, path: {path}}}
----
-apiVersion: corral.dev/v1alpha1
-kind: Volume
-metadata: {{name: {pool}-base}}
-spec: {{pool: {pool}, size: 16Mi, format: qcow2}}
-"""
+    with lab_fleet(system_libvirt, tmp_path, "img", hooks_dir=tmp_path / "hooks") as fleet:
+        try:
+            fleet.write("base.yaml", storage_yaml(fleet, f"{fleet.pool_name}-base"))
+            fleet.write("template.yaml", template_yaml(tiny_guest, initrd, fleet.pool_name))
+            fleet.write("vm.yaml", vm_yaml(fleet.vm))
+            yield fleet
+        finally:
+            # Snapshots with memory keep the domain from being undefined plainly.
+            with contextlib.suppress(libvirt.libvirtError):
+                dom = fleet.conn.lookupByName(fleet.vm)
+                dom.destroy()
+                dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA)
 
 
 def template_yaml(image: GuestImage, initrd: Path, pool: str) -> str:
@@ -218,7 +125,7 @@ def heartbeats_since(path: Path, offset: int) -> list[tuple[int, float]]:
     return parse_heartbeats(data[offset:] if len(data) >= offset else data)
 
 
-def test_template_clone_hook_snapshot_revert_and_balloon(fleet: ImageFleet) -> None:
+def test_template_clone_hook_snapshot_revert_and_balloon(fleet: LabFleet) -> None:
     conn, vm, store = fleet.conn, fleet.vm, fleet.store
 
     # 1. From the template: a thin clone of the base volume, and the manifest's hook.
@@ -261,7 +168,7 @@ spec: {{vm: {vm}, description: first, memory: true}}
     assert status.condition("Ready").status.value == "True"
     later = wait_heartbeats(vm, taken_at_beat + 4)[-1][0]
     offset = serial_log(vm).stat().st_size
-    result = revert_vm(store, fleet.pool, vm, f"{vm}-snap")
+    result = revert_vm(store, fleet.agents, vm, f"{vm}-snap")
     assert result.changed is True
     deadline = time.monotonic() + 60
     while not (after := heartbeats_since(serial_log(vm), offset)):

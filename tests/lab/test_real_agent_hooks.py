@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import textwrap
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import pytest
 from controller.lab.guest import GuestImage
 from controller.lab.heartbeat import SerialLogReader
 from tests.helpers.agent_server import serving_agent
+from tests.helpers.hooks import write_description_hook
 from tests.helpers.specs import tiny_domain_spec
 
 pytestmark = pytest.mark.libvirtd
@@ -19,30 +19,11 @@ pytestmark = pytest.mark.libvirtd
 NAME = "corral-t-hook"
 DESCRIPTION = "rewritten by the add_description hook"
 
-ADD_DESCRIPTION = textwrap.dedent(
-    f"""\
-    #!/usr/bin/env python3
-    import sys
-    import xml.etree.ElementTree as ET
-
-    root = ET.fromstring(sys.stdin.read())
-    desc = root.find("description")
-    if desc is None:
-        desc = ET.Element("description")
-        root.insert(1, desc)
-    desc.text = "{DESCRIPTION}"
-    sys.stdout.write(ET.tostring(root, encoding="unicode"))
-    """
-)
-
 
 def test_before_start_hook_rewrites_the_running_domain(
     system_libvirt: str, tiny_guest: GuestImage, tmp_path: Path
 ) -> None:
-    hook = tmp_path / "hooks" / "before_vm_start" / "10_add_description.py"
-    hook.parent.mkdir(parents=True)
-    hook.write_text(ADD_DESCRIPTION)
-    hook.chmod(0o755)
+    write_description_hook(tmp_path / "hooks", "10_add_description.py", DESCRIPTION)
     spec = tiny_domain_spec(NAME, tiny_guest, hooks=["add_description"])
     serial = Path(spec.serial_log_path or "")
     serial.unlink(missing_ok=True)
