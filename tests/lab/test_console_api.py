@@ -10,24 +10,19 @@ import pty
 import random
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from controller.agentpool import AgentPool
-from controller.api.app import create_app
-from controller.api.tokens import TokenStore
 from controller.lab.guest import GuestImage
 from controller.lab.heartbeat import SerialLogReader
-from controller.store import Store, open_store
-from schemas import Host, VirtualMachine
-from tests.helpers.agent_server import free_port, serving_agent
+from controller.store import Store
+from tests.helpers.agent_server import serving_agent
+from tests.helpers.console_lab import ServedApi, guest_on_agent, observe, serving_api
 from tests.helpers.specs import tiny_domain_spec
 
 pytestmark = pytest.mark.libvirtd
@@ -61,111 +56,76 @@ def event_counts(store: Store) -> dict[str, int]:
 
 
 @pytest.fixture
-def api(tmp_path: Path) -> Iterator[tuple[Store, TokenStore, str]]:
-    url = f"sqlite:///{tmp_path / 'corral.db'}"
-    store = open_store(url)
-    tokens = TokenStore.open(url)
-    app = create_app(store, tokens)
-    app.state.agent_pool = AgentPool()
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app, host="127.0.0.1", port=port, ws="websockets-sansio", log_level="warning"
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
-    yield store, tokens, f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
-    app.state.agent_pool.close()
-    tokens.close()
-    store.close()
+def api(tmp_path: Path) -> Iterator[ServedApi]:
+    with serving_api(tmp_path) as served:
+        yield served
 
 
 def test_console_through_the_api_and_the_cli(
-    system_libvirt: str, tiny_guest: GuestImage, api: tuple[Store, TokenStore, str]
+    system_libvirt: str, tiny_guest: GuestImage, api: ServedApi
 ) -> None:
-    store, tokens, base = api
+    store, tokens, base = api.store, api.tokens, api.base_url
     operator = tokens.create("otto", "operator")
     viewer = tokens.create("vera", "viewer")
     elsewhere = tokens.create("tess", "operator", scope="team=a")
     spec = tiny_domain_spec(VM, tiny_guest).model_copy(update={"labels": {"corral.dev/vm": VM}})
-    serial = Path(spec.serial_log_path or "")
     ws_url = base.replace("http://", "ws://") + f"/api/v1/virtualmachines/{VM}/console"
-    with serving_agent(system_libvirt) as agent:
-        store.put(
-            Host.model_validate(
-                {"kind": "Host", "metadata": {"name": "h1"}, "spec": {"address": agent.base_url}}
-            ),
-            "api:test",
+    with (
+        serving_agent(system_libvirt) as agent,
+        guest_on_agent(store, agent, spec, "api:test") as serial,
+    ):
+        observe(store, agent)
+        with pytest.raises(InvalidStatus) as stopped:
+            connect(ws_url, additional_headers={"Authorization": f"Bearer {operator}"})
+        assert stopped.value.response.status_code == 404
+        assert b"is not running on any reachable host (shutoff on h1)" in (
+            stopped.value.response.body or b""
         )
-        store.put(
-            VirtualMachine.model_validate(
-                {"kind": "VirtualMachine", "metadata": {"name": VM},
-                 "spec": {"cpus": 1, "memory": "96Mi"}}
-            ),
-            "api:test",
+
+        agent.ensure_running(VM)
+        observe(store, agent)
+        SerialLogReader({"system": serial}).wait_new(1, timeout_s=90)
+
+        for token, status in ((viewer, 403), (elsewhere, 404), ("made-up", 403)):
+            with pytest.raises(InvalidStatus) as refused:
+                connect(ws_url, additional_headers={"Authorization": f"Bearer {token}"})
+            assert refused.value.response.status_code == status
+
+        with connect(ws_url, additional_headers={"Authorization": f"Bearer {operator}"}) as ws:
+            assert json.loads(ws.recv(timeout=30))["type"] == "attached"
+            token = f"hello-{random.randrange(10**6, 10**7)}"
+            ws.send(f"echo {token}\r".encode())
+            seen = b""
+            deadline = time.monotonic() + 30
+            while f"\n{token}\r\n".encode() not in seen and time.monotonic() < deadline:
+                frame = ws.recv(timeout=30)
+                seen += frame if isinstance(frame, bytes) else b""
+            assert f"\n{token}\r\n".encode() in seen
+
+        # `corral console` on a terminal: raw mode, type a command, Ctrl-] detaches.
+        master, slave = pty.openpty()
+        cli = subprocess.Popen(
+            [sys.executable, "-m", "controller.cli.main", "console", VM,
+             "--api", base, "--token", operator],
+            stdin=slave, stdout=slave, stderr=slave, cwd=REPO_ROOT, close_fds=True,
         )  # fmt: skip
+        os.close(slave)
         try:
-            agent.ensure_domain_defined(spec)
-            store.put_observed("h1", True, agent.get_state().model_dump(mode="json"))
-            with pytest.raises(InvalidStatus) as stopped:
-                connect(ws_url, additional_headers={"Authorization": f"Bearer {operator}"})
-            assert stopped.value.response.status_code == 404
-            assert b"is not running on any reachable host (shutoff on h1)" in (
-                stopped.value.response.body or b""
-            )
-
-            agent.ensure_running(VM)
-            store.put_observed("h1", True, agent.get_state().model_dump(mode="json"))
-            SerialLogReader({"system": serial}).wait_new(1, timeout_s=90)
-
-            for token, status in ((viewer, 403), (elsewhere, 404), ("made-up", 403)):
-                with pytest.raises(InvalidStatus) as refused:
-                    connect(ws_url, additional_headers={"Authorization": f"Bearer {token}"})
-                assert refused.value.response.status_code == status
-
-            with connect(ws_url, additional_headers={"Authorization": f"Bearer {operator}"}) as ws:
-                assert json.loads(ws.recv(timeout=30))["type"] == "attached"
-                token = f"hello-{random.randrange(10**6, 10**7)}"
-                ws.send(f"echo {token}\r".encode())
-                seen = b""
-                deadline = time.monotonic() + 30
-                while f"\n{token}\r\n".encode() not in seen and time.monotonic() < deadline:
-                    frame = ws.recv(timeout=30)
-                    seen += frame if isinstance(frame, bytes) else b""
-                assert f"\n{token}\r\n".encode() in seen
-
-            # `corral console` on a terminal: raw mode, type a command, Ctrl-] detaches.
-            master, slave = pty.openpty()
-            cli = subprocess.Popen(
-                [sys.executable, "-m", "controller.cli.main", "console", VM,
-                 "--api", base, "--token", operator],
-                stdin=slave, stdout=slave, stderr=slave, cwd=REPO_ROOT, close_fds=True,
-            )  # fmt: skip
-            os.close(slave)
-            try:
-                read_until(master, b"escape character is ^]", timeout_s=60)
-                word = f"cli-{random.randrange(10**6, 10**7)}"
-                os.write(master, f"echo {word}\r".encode())
-                read_until(master, f"\n{word}\r\n".encode(), timeout_s=30)
-                os.write(master, b"\x1d")
-                assert cli.wait(timeout=30) == 0
-                assert b"detached" in read_until(master, b"detached", timeout_s=10)
-            finally:
-                if cli.poll() is None:
-                    cli.kill()
-                os.close(master)
-
-            # The API records the end of a session once it notices the client has gone.
-            expected = {"ConsoleRefused": 4, "ConsoleOpened": 2, "ConsoleClosed": 2}
-            deadline = time.monotonic() + 10
-            while (counts := event_counts(store)) != expected and time.monotonic() < deadline:
-                time.sleep(0.1)
-            assert counts == expected
+            read_until(master, b"escape character is ^]", timeout_s=60)
+            word = f"cli-{random.randrange(10**6, 10**7)}"
+            os.write(master, f"echo {word}\r".encode())
+            read_until(master, f"\n{word}\r\n".encode(), timeout_s=30)
+            os.write(master, b"\x1d")
+            assert cli.wait(timeout=30) == 0
+            assert b"detached" in read_until(master, b"detached", timeout_s=10)
         finally:
-            agent.ensure_undefined(VM, force=True)
-            serial.unlink(missing_ok=True)
+            if cli.poll() is None:
+                cli.kill()
+            os.close(master)
+
+        # The API records the end of a session once it notices the client has gone.
+        expected = {"ConsoleRefused": 4, "ConsoleOpened": 2, "ConsoleClosed": 2}
+        deadline = time.monotonic() + 10
+        while (counts := event_counts(store)) != expected and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert counts == expected

@@ -12,14 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from controller.agentpool import AgentPool
-from controller.api import TokenStore, create_app
-from controller.api.serve import ServerThread, build_server
 from controller.lab.guest import GuestImage
 from controller.lab.heartbeat import SerialLogReader
-from controller.store import Store, open_store
-from schemas import Host, VirtualMachine
 from tests.helpers.agent_server import serving_agent
+from tests.helpers.console_lab import ServedApi, guest_on_agent, observe, serving_api
 from tests.helpers.specs import tiny_domain_spec
 
 pytestmark = pytest.mark.libvirtd
@@ -35,86 +31,60 @@ if not shutil.which(CHROMIUM):
 
 
 @pytest.fixture
-def api(tmp_path: Path) -> Iterator[tuple[Store, TokenStore, str]]:
-    url = f"sqlite:///{tmp_path / 'corral.db'}"
-    store = open_store(url)
-    tokens = TokenStore.open(url)
-    app = create_app(store, tokens)
-    app.state.agent_pool = AgentPool()
-    server = ServerThread(build_server(app, "127.0.0.1:0", None, insecure_dev=True))
-    server.start()
-    yield store, tokens, f"http://127.0.0.1:{server.port}"
-    server.stop()
-    app.state.agent_pool.close()
-    tokens.close()
-    store.close()
+def api(tmp_path: Path) -> Iterator[ServedApi]:
+    with serving_api(tmp_path) as served:
+        yield served
 
 
 def test_terminal_and_display_in_chromium(
-    system_libvirt: str, tiny_guest: GuestImage, api: tuple[Store, TokenStore, str]
+    system_libvirt: str, tiny_guest: GuestImage, api: ServedApi
 ) -> None:
-    store, tokens, base = api
-    operator = tokens.create("otto", "operator")
+    store, base = api.store, api.base_url
+    operator = api.tokens.create("otto", "operator")
     spec = tiny_domain_spec(VM, tiny_guest).model_copy(
         update={"labels": {"corral.dev/vm": VM}, "graphics": "vnc"}
     )
-    serial = Path(spec.serial_log_path or "")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with serving_agent(system_libvirt) as agent:
-        store.put(
-            Host.model_validate(
-                {"kind": "Host", "metadata": {"name": "h1"}, "spec": {"address": agent.base_url}}
-            ),
-            "test",
-        )
-        store.put(
-            VirtualMachine.model_validate(
-                {"kind": "VirtualMachine", "metadata": {"name": VM},
-                 "spec": {"cpus": 1, "memory": "96Mi"}}
-            ),
-            "test",
-        )  # fmt: skip
-        try:
-            agent.ensure_domain_defined(spec)
-            agent.ensure_running(VM)
-            store.put_observed("h1", True, agent.get_state().model_dump(mode="json"))
-            SerialLogReader({"system": serial}).wait_new(1, timeout_s=90)
-            with playwright_sync.sync_playwright() as p:
-                browser = p.chromium.launch(
-                    executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"]
+    with (
+        serving_agent(system_libvirt) as agent,
+        guest_on_agent(store, agent, spec, "test") as serial,
+    ):
+        agent.ensure_running(VM)
+        observe(store, agent)
+        SerialLogReader({"system": serial}).wait_new(1, timeout_s=90)
+        with playwright_sync.sync_playwright() as p:
+            browser = p.chromium.launch(
+                executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"]
+            )
+            try:
+                page = browser.new_page()
+                page.goto(f"{base}/ui/vms/{VM}/console")
+                page.get_by_label("API token").fill(operator)
+                page.keyboard.press("Enter")
+                page.wait_for_url(f"{base}/ui/vms/{VM}/console")
+                status = page.locator("#console-status")
+                status.filter(has_text="Attached").wait_for(timeout=TIMEOUT_MS)
+                page.locator("#terminal .xterm-screen").click()
+                word = f"hi-{random.randrange(10**6, 10**7)}"
+                page.keyboard.press("Enter")
+                page.keyboard.type(f"echo {word}")
+                page.keyboard.press("Enter")
+                rows = page.locator("#terminal .xterm-rows")
+                page.wait_for_function(
+                    """word => [...document.querySelectorAll('#terminal .xterm-rows > div')]
+                        .some(row => row.textContent.trim() === word)""",
+                    arg=word,
+                    timeout=TIMEOUT_MS,
                 )
-                try:
-                    page = browser.new_page()
-                    page.goto(f"{base}/ui/vms/{VM}/console")
-                    page.get_by_label("API token").fill(operator)
-                    page.keyboard.press("Enter")
-                    page.wait_for_url(f"{base}/ui/vms/{VM}/console")
-                    status = page.locator("#console-status")
-                    status.filter(has_text="Attached").wait_for(timeout=TIMEOUT_MS)
-                    page.locator("#terminal .xterm-screen").click()
-                    word = f"hi-{random.randrange(10**6, 10**7)}"
-                    page.keyboard.press("Enter")
-                    page.keyboard.type(f"echo {word}")
-                    page.keyboard.press("Enter")
-                    rows = page.locator("#terminal .xterm-rows")
-                    page.wait_for_function(
-                        """word => [...document.querySelectorAll('#terminal .xterm-rows > div')]
-                            .some(row => row.textContent.trim() === word)""",
-                        arg=word,
-                        timeout=TIMEOUT_MS,
-                    )
-                    assert f"echo {word}" in rows.inner_text()
-                    page.screenshot(path=str(ARTIFACTS / "console.png"))
+                assert f"echo {word}" in rows.inner_text()
+                page.screenshot(path=str(ARTIFACTS / "console.png"))
 
-                    page.goto(f"{base}/ui/vms/{VM}/display")
-                    display = page.locator("#display-status")
-                    display.filter(has_text="Connected").wait_for(timeout=TIMEOUT_MS)
-                    page.locator("#screen canvas").wait_for(timeout=TIMEOUT_MS)
-                    page.screenshot(path=str(ARTIFACTS / "display.png"))
-                finally:
-                    browser.close()
-            reasons = {e.reason for e in store.list_events("VirtualMachine", VM, limit=50)}
-            assert {"ConsoleOpened", "GraphicsTicketIssued"} <= reasons
-        finally:
-            agent.ensure_undefined(VM, force=True)
-            serial.unlink(missing_ok=True)
+                page.goto(f"{base}/ui/vms/{VM}/display")
+                display = page.locator("#display-status")
+                display.filter(has_text="Connected").wait_for(timeout=TIMEOUT_MS)
+                page.locator("#screen canvas").wait_for(timeout=TIMEOUT_MS)
+                page.screenshot(path=str(ARTIFACTS / "display.png"))
+            finally:
+                browser.close()
+        reasons = {e.reason for e in store.list_events("VirtualMachine", VM, limit=50)}
+        assert {"ConsoleOpened", "GraphicsTicketIssued"} <= reasons
