@@ -19,28 +19,14 @@ from controller.api.serve import API_CERT_NAME, ServerThread, build_server
 from controller.api.tokens import TokenStore
 from controller.store import Store, open_store
 from nodeagent.tls import make_ca, make_host_cert
-from tests.helpers.pg import fresh_schema, pg_unreachable
+from tests.helpers.db_urls import db_url_fixtures
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient
 
 
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """Yield a URL whose search_path is a fresh schema; drop the schema afterwards."""
-    problem = pg_unreachable()
-    if problem:
-        pytest.skip(problem)
-    with fresh_schema("corral_api") as url:
-        yield url
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'state' / 'corral.db'}"
-    return request.getfixturevalue("pg_url")
+pg_url, db_url = db_url_fixtures("corral_api", "pg_url")
 
 
 @pytest.fixture

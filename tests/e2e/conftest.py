@@ -19,25 +19,9 @@ from tests.e2e.e2ekit import (
     start_agent,
     stop_agent,
 )
-from tests.helpers.pg import fresh_schema, pg_unreachable
+from tests.helpers.db_urls import db_url_fixtures
 
-
-@pytest.fixture
-def pg_schema_url() -> Iterator[str]:
-    """Yield a PostgreSQL URL whose search_path is a fresh schema; drop it afterwards."""
-    problem = pg_unreachable()
-    if problem:
-        pytest.skip(problem)
-    with fresh_schema("corral_e2e") as url:
-        yield url
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """Return the URL of an empty store: a SQLite file, or a fresh PostgreSQL schema."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'state' / 'corral.db'}"
-    return request.getfixturevalue("pg_schema_url")
+pg_schema_url, db_url = db_url_fixtures("corral_e2e", "pg_schema_url")
 
 
 @pytest.fixture

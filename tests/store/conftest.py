@@ -10,12 +10,11 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
 from controller.store import Store, open_store
-from tests.helpers.pg import fresh_schema, pg_unreachable
+from tests.helpers.db_urls import db_url_fixtures
 
 PG_URL = os.environ.get("CORRAL_TEST_PG_URL", "postgresql://127.0.0.1:5432/test")
 
@@ -34,22 +33,7 @@ class FakeClock:
         return self.now
 
 
-@pytest.fixture
-def pg_schema_url() -> Iterator[str]:
-    """Yield a URL whose search_path is a fresh schema; drop the schema afterwards."""
-    problem = pg_unreachable()
-    if problem:
-        pytest.skip(problem)
-    with fresh_schema("corral_test") as url:
-        yield url
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """Return a URL of an empty database: a SQLite file, or a fresh PostgreSQL schema."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'state' / 'corral.db'}"
-    return request.getfixturevalue("pg_schema_url")
+pg_schema_url, db_url = db_url_fixtures("corral_test", "pg_schema_url")
 
 
 @pytest.fixture
