@@ -11,11 +11,18 @@ state nor keep agents' leases alive: the newer leader's view wins everywhere.
 
 A replica that loses the lead stops its passes at once; its stop is not graceful,
 and need not be: every step is idempotent and the next leader's first pass repairs.
+
+A controller that runs alone (`corral up`, `corral apply`) takes the lead the same way,
+once per run (RunTerm): agents compare epochs from every controller of one store, so
+a run that renewed leases with a fixed epoch would be refused by every agent that had
+seen a replica's newer term.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -153,3 +160,107 @@ def controller_term(controller) -> Callable[[int], Callable[[threading.Event], N
         return controller.run
 
     return start
+
+
+RUN_LEAD_TTL_S = 10.0
+"""How long the lead of a single-controller run lasts unrenewed (a replica's default)."""
+
+
+class LeadHeld(Exception):
+    """Another controller holds the lead of this store; `epoch` is its term and
+    `expires_in_s` how long its lead runs unless renewed (by this machine's wall clock)."""
+
+    def __init__(self, epoch: int, expires_in_s: float) -> None:
+        super().__init__(
+            f"another controller leads this store in term {epoch} (its lead runs "
+            f"{max(0.0, expires_in_s):.1f} s more and is renewed while it lives): stop it, "
+            "or let it reconcile this store"
+        )
+        self.epoch = epoch
+        self.expires_in_s = expires_in_s
+
+
+def run_identity(name: str) -> str:
+    """Return the lead identity of one run of controller `name`: a new one per process,
+    so each run is a new holder and gets the next epoch."""
+    return f"{name}@{socket.gethostname()}-{os.getpid()}"
+
+
+class RunTerm:
+    """The lead one controller run holds for its whole life: one term, one epoch.
+
+    Renews the lead every ttl/3 on a daemon thread until `release()`. If the lead is
+    lost anyway (this process paused past the TTL and another controller took it), the
+    store refuses the run's writes and agents its lease renewals; `on_lost` is called
+    once so the run can stop.
+    """
+
+    def __init__(self, elector: LeaderElector, on_lost: Callable[[], None] | None = None) -> None:
+        held = elector.current
+        if held is None:
+            raise ValueError("RunTerm needs an elector that holds the lead")
+        self.elector = elector
+        self.epoch = held.epoch
+        self.on_lost = on_lost
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._renew, name="run-term", daemon=True)
+        self._thread.start()
+
+    def _renew(self) -> None:
+        while not self._stop.wait(self.elector.ttl_s / 3):
+            if self.elector.renew() is None:
+                log.error(
+                    "%s lost the lead of term %d: its writes and lease renewals are refused",
+                    self.elector.identity,
+                    self.epoch,
+                )
+                if self.on_lost is not None:
+                    self.on_lost()
+                return
+
+    def release(self) -> None:
+        """Stop renewing and give up the lead at once (another controller may take it)."""
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.elector.release()
+
+
+def hold_run_term(
+    controller,
+    *,
+    identity: str | None = None,
+    ttl_s: float = RUN_LEAD_TTL_S,
+    wait_s: float | None = None,
+    on_lost: Callable[[], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> RunTerm:
+    """Claim the lead of `controller`'s store for this run and return the held term; its
+    epoch fences the store's writes, the lease renewals and the mutating agent calls.
+
+    Waits up to `wait_s` (default ttl_s + 1 s: the lead of an earlier run that died
+    without releasing it runs out) for the lead to be free; raises LeadHeld after that,
+    or StoreError when the store cannot be asked.
+    """
+    elector = LeaderElector(
+        controller.store, identity or run_identity(controller.identity), ttl_s=ttl_s
+    )
+    limit = elector.monotonic() + (wait_s if wait_s is not None else ttl_s + 1.0)
+    warned = False
+    while elector.try_acquire() is None:
+        term = controller.store.leader_term()
+        left_s = term.expires_ms / 1000 - time.time()
+        if elector.monotonic() >= limit:
+            raise LeadHeld(term.epoch, left_s)
+        if not warned:
+            log.warning(
+                "the lead of %s is held in term %d for %.1f s more: waiting for it",
+                controller.store.url,
+                term.epoch,
+                max(0.0, left_s),
+            )
+            warned = True
+        sleep(min(ttl_s / 3, max(0.05, limit - elector.monotonic())))
+    run = RunTerm(elector, on_lost)
+    controller.leases.epoch = run.epoch
+    log.info("%s leads in term %d", elector.identity, run.epoch)
+    return run

@@ -40,7 +40,11 @@ def utc_now() -> datetime:
 
 
 class LeaseKeeper:
-    """Renews the lease of every desired host when due (every TTL/3), until stopped."""
+    """Renews the lease of every desired host when due (every TTL/3), until stopped.
+
+    `epoch` is the controller's term of the store's lead (controller.leader), set before
+    the first renewal; agents refuse an epoch lower than one they have seen.
+    """
 
     def __init__(
         self,
@@ -102,8 +106,9 @@ class LeaseKeeper:
                         self.store.record_lease_sent(name, self.epoch, ttl, previous)
                 elif previous is None:
                     self.store.record_lease_sent(name, self.epoch, ttl, now)
-                # A refusal (e.g. a newer controller epoch holds the lease) needs a person;
-                # an unreachable agent is the normal failure HA handles, retried each tick.
+                # A refusal (a newer controller term holds the lease, or the agent could
+                # not grant it within REQUEST_TIMEOUT_S) is worth a warning; an unreachable
+                # agent is the normal failure HA handles, retried each tick.
                 level = logging.WARNING if isinstance(exc, AgentConflict) else logging.DEBUG
                 log.log(level, "lease renewal of %s failed: %s", name, exc)
                 return None

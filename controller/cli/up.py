@@ -6,6 +6,7 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
@@ -24,11 +25,12 @@ from controller.cli.common import (
     open_store_or_exit,
 )
 from controller.cli.render import render_plan, status_table
+from controller.leader import LeadHeld, RunTerm, hold_run_term
 from controller.localagent import LocalAgents
 from controller.loop import Controller, PassResult, SourceSetting, policy_context
 from controller.observe import poll_hosts, read_observed
 from controller.plan import Desired, plan
-from controller.store import default_state_dir
+from controller.store import StoreError, default_state_dir
 from schemas.host import Host
 
 PathArg = Annotated[Path | None, typer.Argument(help="Directory of manifests (watched)")]
@@ -53,6 +55,18 @@ def _controller(
     store = open_store_or_exit(db, state_dir)
     pool = AgentPool(cert_dir=certs)
     return Controller(store, [setting], pool, resync_s=resync_s)
+
+
+def _hold_term(controller: Controller, on_lost: Callable[[], None] | None = None) -> RunTerm:
+    """Claim this run's term of the store's lead (exit 2 if another controller holds it):
+    its epoch fences the store and the agents' leases, as a replica's does."""
+    try:
+        return hold_run_term(controller, on_lost=on_lost)
+    except (LeadHeld, StoreError) as exc:
+        err_console.print(f"[red]error:[/] {exc}")
+        controller.pool.close()
+        controller.store.close()
+        raise typer.Exit(2) from None
 
 
 def _start_local_agents(controller: Controller, agents: LocalAgents) -> None:
@@ -108,6 +122,7 @@ def up(
     controller = _controller(setting, db, state_dir, certs, resync)
     agents = LocalAgents(libvirt_uri, (state_dir or default_state_dir()) / "logs")
     stop = threading.Event()
+    term = _hold_term(controller, on_lost=stop.set)
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     start = time.monotonic()
     outcome = {"converged_at": None, "code": 0}
@@ -158,6 +173,7 @@ def up(
         if api_server is not None:
             api_server.stop()
         agents.close()
+        term.release()
         controller.pool.close()
         controller.store.close()
     raise typer.Exit(outcome["code"])
@@ -203,6 +219,7 @@ def apply(
     """
     setting = make_source(path, git, branch, subpath, prune, state_dir)
     controller = _controller(setting, db, state_dir, certs)
+    term = _hold_term(controller)
     deadline = time.monotonic() + timeout
     controller.leases.renew_due()
     controller.leases.start()
@@ -241,6 +258,7 @@ def apply(
             )
     finally:
         controller.leases.stop()
+        term.release()
         controller.pool.close()
         controller.store.close()
 
