@@ -16,15 +16,9 @@ from rich.live import Live
 from rich.table import Table
 
 from controller.agentpool import AgentPool
-from controller.cli.common import (
-    DbOption,
-    StateDirOption,
-    console,
-    err_console,
-    make_source,
-    open_store_or_exit,
-)
+from controller.cli.common import DbOption, StateDirOption, console, err_console, open_store_or_exit
 from controller.cli.render import render_plan, status_table
+from controller.cli.sourceopts import SourceOptions, with_source_options
 from controller.leader import LeadHeld, RunTerm, hold_run_term
 from controller.localagent import LocalAgents
 from controller.loop import Controller, PassResult, SourceSetting, policy_context
@@ -33,27 +27,12 @@ from controller.plan import Desired, plan
 from controller.store import StoreError, default_state_dir
 from schemas.host import Host
 
-PathArg = Annotated[Path | None, typer.Argument(help="Directory of manifests (watched)")]
-GitOpt = Annotated[str | None, typer.Option("--git", help="Git repository URL or path")]
-BranchOpt = Annotated[str, typer.Option("--branch", help="Git branch")]
-SubpathOpt = Annotated[str, typer.Option("--path", help="Sub-directory of the repository")]
-PruneOpt = Annotated[
-    bool, typer.Option("--prune/--no-prune", help="Delete objects removed from the source")
-]
-CertsOpt = Annotated[
-    Path | None, typer.Option("--certs", help="Controller client certs (corral certs controller)")
-]
-
 
 def _controller(
-    setting: SourceSetting,
-    db: str | None,
-    state_dir: Path | None,
-    certs: Path | None,
-    resync_s: float = 30.0,
+    setting: SourceSetting, source: SourceOptions, resync_s: float = 30.0
 ) -> Controller:
-    store = open_store_or_exit(db, state_dir)
-    pool = AgentPool(cert_dir=certs)
+    store = open_store_or_exit(source.db, source.state_dir)
+    pool = AgentPool(cert_dir=source.certs)
     return Controller(store, [setting], pool, resync_s=resync_s)
 
 
@@ -79,15 +58,9 @@ def _start_local_agents(controller: Controller, agents: LocalAgents) -> None:
                 console.print(f"[dim]{note}[/]")
 
 
+@with_source_options()
 def up(
-    path: PathArg = None,
-    git: GitOpt = None,
-    branch: BranchOpt = "main",
-    subpath: SubpathOpt = ".",
-    prune: PruneOpt = False,
-    db: DbOption = None,
-    state_dir: StateDirOption = None,
-    certs: CertsOpt = None,
+    source: SourceOptions,
     libvirt_uri: Annotated[
         str, typer.Option(help="libvirt URI for agents started on loopback hosts")
     ] = "qemu:///system",
@@ -115,12 +88,12 @@ def up(
 ) -> None:
     """Run Corral on this machine: apply the manifests, converge, keep them converged."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    setting = make_source(path, git, branch, subpath, prune, state_dir)
-    if git is not None:
+    setting = source.setting()
+    if source.git is not None:
         # A directory is watched (inotify); a repository can only be asked.
         setting = replace(setting, poll_s=poll)
-    controller = _controller(setting, db, state_dir, certs, resync)
-    agents = LocalAgents(libvirt_uri, (state_dir or default_state_dir()) / "logs")
+    controller = _controller(setting, source, resync)
+    agents = LocalAgents(libvirt_uri, (source.state_dir or default_state_dir()) / "logs")
     stop = threading.Event()
     term = _hold_term(controller, on_lost=stop.set)
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -131,7 +104,7 @@ def up(
     if api:
         from controller.api.embed import start_embedded_api
 
-        api_server = start_embedded_api(controller, api, api_certs, db, state_dir)
+        api_server = start_embedded_api(controller, api, api_certs, source.db, source.state_dir)
         console.print(f"Dashboard: {'https' if api_certs else 'http'}://{api}/ui/")
         from controller.history.sampler import start_sampling
 
@@ -139,7 +112,7 @@ def up(
     try:
         if local_agents:
             _start_local_agents(controller, agents)
-        if path is not None:
+        if source.path is not None:
             watcher = threading.Thread(target=_watch, args=(setting, controller, stop), daemon=True)
             watcher.start()
         console.print(f"[bold]corral up[/]: {setting.source.name} -> {controller.store.url}")
@@ -200,15 +173,9 @@ def _progress(controller: Controller, result: PassResult, start: float) -> Table
     return table
 
 
+@with_source_options()
 def apply(
-    path: PathArg = None,
-    git: GitOpt = None,
-    branch: BranchOpt = "main",
-    subpath: SubpathOpt = ".",
-    prune: PruneOpt = False,
-    db: DbOption = None,
-    state_dir: StateDirOption = None,
-    certs: CertsOpt = None,
+    source: SourceOptions,
     wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Pass until converged")] = True,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for convergence")] = 300.0,
 ) -> None:
@@ -217,8 +184,8 @@ def apply(
     Leases are renewed while it runs, so HA VMs can start; once it exits, lease-fenced
     agents fence their HA VMs unless a controller (`corral up`) keeps renewing.
     """
-    setting = make_source(path, git, branch, subpath, prune, state_dir)
-    controller = _controller(setting, db, state_dir, certs)
+    setting = source.setting()
+    controller = _controller(setting, source)
     term = _hold_term(controller)
     deadline = time.monotonic() + timeout
     controller.leases.renew_due()
@@ -263,20 +230,15 @@ def apply(
         controller.store.close()
 
 
+@with_source_options(prune=False)
 def plan_command(
-    path: PathArg = None,
-    git: GitOpt = None,
-    branch: BranchOpt = "main",
-    subpath: SubpathOpt = ".",
-    db: DbOption = None,
-    state_dir: StateDirOption = None,
-    certs: CertsOpt = None,
+    source: SourceOptions,
     output: Annotated[str, typer.Option("-o", "--output", help="text or json")] = "text",
 ) -> None:
     """Show what applying the manifests would do, with diffs; change nothing."""
-    setting = make_source(path, git, branch, subpath, False, state_dir)
-    store = open_store_or_exit(db, state_dir)
-    pool = AgentPool(cert_dir=certs)
+    setting = source.setting()
+    store = open_store_or_exit(source.db, source.state_dir)
+    pool = AgentPool(cert_dir=source.certs)
     try:
         snapshot = setting.source.snapshot()
         if not snapshot.ok:

@@ -1,0 +1,95 @@
+"""The manifest-source options of `corral up`, `apply` and `plan`, declared once.
+
+A command takes `source: SourceOptions` as its first parameter and is decorated with
+`with_source_options`: typer then sees PATH, --git, --branch, --path, --prune, --db,
+--state-dir and --certs in its place, and the command receives them gathered.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from controller.cli.common import DbOption, StateDirOption, make_source
+from controller.loop import SourceSetting
+
+PathArg = Annotated[Path | None, typer.Argument(help="Directory of manifests (watched)")]
+GitOpt = Annotated[str | None, typer.Option("--git", help="Git repository URL or path")]
+BranchOpt = Annotated[str, typer.Option("--branch", help="Git branch")]
+SubpathOpt = Annotated[str, typer.Option("--path", help="Sub-directory of the repository")]
+PruneOpt = Annotated[
+    bool, typer.Option("--prune/--no-prune", help="Delete objects removed from the source")
+]
+CertsOpt = Annotated[
+    Path | None, typer.Option("--certs", help="Controller client certs (corral certs controller)")
+]
+
+
+def _parameter(name: str, annotation: Any, default: Any) -> inspect.Parameter:
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
+                             annotation=annotation)  # fmt: skip
+
+
+SOURCE_PARAMETERS = (
+    _parameter("path", PathArg, None),
+    _parameter("git", GitOpt, None),
+    _parameter("branch", BranchOpt, "main"),
+    _parameter("subpath", SubpathOpt, "."),
+    _parameter("prune", PruneOpt, False),
+    _parameter("db", DbOption, None),
+    _parameter("state_dir", StateDirOption, None),
+    _parameter("certs", CertsOpt, None),
+)
+
+
+@dataclass(frozen=True)
+class SourceOptions:
+    """Where the manifests come from, which store holds the fleet, and the client certs."""
+
+    path: Path | None
+    git: str | None
+    branch: str
+    subpath: str
+    prune: bool
+    db: str | None
+    state_dir: Path | None
+    certs: Path | None
+
+    def setting(self) -> SourceSetting:
+        """Return the source setting for PATH or --git (exit 2 unless exactly one is given)."""
+        return make_source(
+            self.path, self.git, self.branch, self.subpath, self.prune, self.state_dir
+        )
+
+
+def with_source_options(*, prune: bool = True) -> Callable[[Callable[..., Any]], Any]:
+    """Return a decorator that declares the source options in place of `source`.
+
+    Without `prune` the command has no --prune/--no-prune and never prunes.
+    """
+    shared = [p for p in SOURCE_PARAMETERS if prune or p.name != "prune"]
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        own = list(inspect.signature(command, eval_str=True).parameters.values())
+        if not own or own[0].name != "source":
+            raise TypeError(f"{command.__name__} must take `source: SourceOptions` first")
+
+        @functools.wraps(command)
+        def run(**kwargs: Any) -> Any:
+            values = {p.name: kwargs.pop(p.name) for p in shared}
+            values.setdefault("prune", False)
+            return command(SourceOptions(**values), **kwargs)
+
+        keyword = inspect.Parameter.KEYWORD_ONLY
+        parameters = [*shared, *(p.replace(kind=keyword) for p in own[1:])]
+        run.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+        run.__annotations__ = {p.name: p.annotation for p in parameters}
+        return run
+
+    return decorate
