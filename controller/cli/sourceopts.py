@@ -8,7 +8,6 @@ A command takes `source: SourceOptions` as its first parameter and is decorated 
 from __future__ import annotations
 
 import functools
-import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from controller.cli.common import DbOption, StateDirOption, make_source
+from controller.cli.signature import declare_options, keyword
 from controller.loop import SourceSetting
 
 PathArg = Annotated[Path | None, typer.Argument(help="Directory of manifests (watched)")]
@@ -31,20 +31,15 @@ CertsOpt = Annotated[
 ]
 
 
-def _parameter(name: str, annotation: Any, default: Any) -> inspect.Parameter:
-    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
-                             annotation=annotation)  # fmt: skip
-
-
 SOURCE_PARAMETERS = (
-    _parameter("path", PathArg, None),
-    _parameter("git", GitOpt, None),
-    _parameter("branch", BranchOpt, "main"),
-    _parameter("subpath", SubpathOpt, "."),
-    _parameter("prune", PruneOpt, False),
-    _parameter("db", DbOption, None),
-    _parameter("state_dir", StateDirOption, None),
-    _parameter("certs", CertsOpt, None),
+    keyword("path", PathArg, None),
+    keyword("git", GitOpt, None),
+    keyword("branch", BranchOpt, "main"),
+    keyword("subpath", SubpathOpt, "."),
+    keyword("prune", PruneOpt, False),
+    keyword("db", DbOption, None),
+    keyword("state_dir", StateDirOption, None),
+    keyword("certs", CertsOpt, None),
 )
 
 
@@ -76,20 +71,12 @@ def with_source_options(*, prune: bool = True) -> Callable[[Callable[..., Any]],
     shared = [p for p in SOURCE_PARAMETERS if prune or p.name != "prune"]
 
     def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
-        own = list(inspect.signature(command, eval_str=True).parameters.values())
-        if not own or own[0].name != "source":
-            raise TypeError(f"{command.__name__} must take `source: SourceOptions` first")
-
         @functools.wraps(command)
         def run(**kwargs: Any) -> Any:
             values = {p.name: kwargs.pop(p.name) for p in shared}
             values.setdefault("prune", False)
             return command(SourceOptions(**values), **kwargs)
 
-        keyword = inspect.Parameter.KEYWORD_ONLY
-        parameters = [*shared, *(p.replace(kind=keyword) for p in own[1:])]
-        run.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
-        run.__annotations__ = {p.name: p.annotation for p in parameters}
-        return run
+        return declare_options(command, run, ["source"], before=shared)
 
     return decorate

@@ -9,11 +9,13 @@ and an upload, into a volume that must not exist yet. Transfers show progress ba
 
 from __future__ import annotations
 
+import functools
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
@@ -21,6 +23,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColu
 from controller.agentpool import AgentPool
 from controller.agents import AgentClient, AgentClientError, AgentNotFound
 from controller.cli.common import DbOption, StateDirOption, console, err_console, open_store_or_exit
+from controller.cli.signature import declare_options, keyword
 from controller.ovf.transfer import ImageError, download_image, image_info, upload_image
 from controller.store import NotFound, Store
 from nodeagent.models import VolumeSpec
@@ -94,6 +97,23 @@ def _bar() -> Progress:
     )
 
 
+@contextmanager
+def _progress(description: str, total: int | None) -> Iterator[Callable[[int], None]]:
+    """Yield a callback that moves a progress bar to the bytes done so far."""
+    with _bar() as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda done: bar.update(task, completed=done)
+
+
+@contextmanager
+def _failing_as(what: str, *errors: type[Exception]) -> Iterator[None]:
+    """Raise `errors` met inside as VolumeCommandError("<what>: <error>")."""
+    try:
+        yield
+    except errors as exc:
+        raise VolumeCommandError(f"{what}: {exc}") from exc
+
+
 def _exists(ref: VolumeRef) -> bool:
     try:
         ref.client.get_volume(ref.pool, ref.name)
@@ -107,36 +127,28 @@ def upload(ref: VolumeRef, source: Path) -> None:
     it as qcow2 of the image's virtual size if it does not exist."""
     if not source.is_file():
         raise VolumeCommandError(f"{source}: no such file")
-    try:
+    with _failing_as(f"upload to {ref}", AgentClientError, ImageError):
         virtual = int(image_info(source)["virtual-size"])
-        with _bar() as bar:
-            task = bar.add_task(f"{source.name} -> {ref.pool}/{ref.name}", total=None)
-            upload_image(ref.client, ref.pool, ref.name, source, virtual,
-                         lambda n: bar.update(task, completed=n))  # fmt: skip
-    except (AgentClientError, ImageError) as exc:
-        raise VolumeCommandError(f"upload to {ref}: {exc}") from exc
+        with _progress(f"{source.name} -> {ref.pool}/{ref.name}", None) as moved:
+            upload_image(ref.client, ref.pool, ref.name, source, virtual, moved)
 
 
 def download(ref: VolumeRef, dest: Path, fmt: str) -> None:
     """Write the volume as a standalone `fmt` image at `dest`."""
     if fmt not in FORMATS:
         raise VolumeCommandError(f"--format: expected qcow2 or raw, got {fmt!r}")
-    try:
+    with _failing_as(f"download of {ref}", AgentClientError, ImageError):
         state = ref.client.get_volume(ref.pool, ref.name)
-        with _bar() as bar:
-            task = bar.add_task(f"{ref.pool}/{ref.name} -> {dest.name}", total=None)
-            bar.update(task, total=state.allocation_bytes or None)
-            download_image(ref.client, ref.pool, ref.name, dest, fmt,
-                           lambda n: bar.update(task, completed=n))  # fmt: skip
-    except (AgentClientError, ImageError) as exc:
-        raise VolumeCommandError(f"download of {ref}: {exc}") from exc
+        total = state.allocation_bytes or None
+        with _progress(f"{ref.pool}/{ref.name} -> {dest.name}", total) as moved:
+            download_image(ref.client, ref.pool, ref.name, dest, fmt, moved)
 
 
 def resize(ref: VolumeRef, size: int) -> bool:
     """Grow the volume to `size` bytes; return False when it is that size already.
 
     A smaller size is refused (shrinking loses data)."""
-    try:
+    with _failing_as(f"resize of {ref}", AgentClientError):
         state = ref.client.get_volume(ref.pool, ref.name)
         if size < state.capacity_bytes:
             raise VolumeCommandError(
@@ -150,8 +162,6 @@ def resize(ref: VolumeRef, size: int) -> bool:
                           backing_path=state.backing_path,
                           backing_format=state.backing_format)  # fmt: skip
         return ref.client.ensure_volume(ref.pool, spec).changed
-    except AgentClientError as exc:
-        raise VolumeCommandError(f"resize of {ref}: {exc}") from exc
 
 
 def copy(source: VolumeRef, target: VolumeRef) -> None:
@@ -173,108 +183,104 @@ def copy(source: VolumeRef, target: VolumeRef) -> None:
             raise
 
 
-def _run(
-    certs: Path | None,
-    db: str | None,
-    state_dir: Path | None,
-    work: Callable[[Store, AgentPool], str],
-) -> None:
-    store = open_store_or_exit(db, state_dir)
-    agents = AgentPool(cert_dir=certs, timeout_s=600.0)
-    try:
-        message = work(store, agents)
-    except VolumeCommandError as exc:
-        err_console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
-    finally:
-        agents.close()
-        store.close()
-    console.print(message, highlight=False, soft_wrap=True)
+STORE_OPTIONS = (
+    keyword("certs", CertsOpt, None),
+    keyword("db", DbOption, None),
+    keyword("state_dir", StateDirOption, None),
+)
 
 
-@volume_app.command("upload")
+def _volume_command(name: str) -> Callable[[Callable[..., str]], Callable[..., None]]:
+    """Return a decorator registering `corral volume NAME` from a function that takes the
+    store and the agents first and returns what it did.
+
+    The command gains --certs, --db and --state-dir; a VolumeCommandError exits 1.
+    """
+
+    def decorate(command: Callable[..., str]) -> Callable[..., None]:
+        @functools.wraps(command)
+        def run(*, certs: Path | None, db: str | None, state_dir: Path | None, **kw: Any) -> None:
+            store = open_store_or_exit(db, state_dir)
+            agents = AgentPool(cert_dir=certs, timeout_s=600.0)
+            try:
+                message = command(store, agents, **kw)
+            except VolumeCommandError as exc:
+                err_console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+                raise typer.Exit(1) from None
+            finally:
+                agents.close()
+                store.close()
+            console.print(message, highlight=False, soft_wrap=True)
+
+        declare_options(command, run, ["store", "agents"], after=STORE_OPTIONS)
+        return volume_app.command(name)(run)
+
+    return decorate
+
+
+@_volume_command("upload")
 def upload_command(
+    store: Store,
+    agents: AgentPool,
     volume: Annotated[str, typer.Argument(help="POOL/VOLUME")],
     file: Annotated[Path, typer.Argument(help="Image file (qcow2, raw, vmdk, ...)")],
     host: HostOpt = None,
-    certs: CertsOpt = None,
-    db: DbOption = None,
-    state_dir: StateDirOption = None,
-) -> None:
+) -> str:
     """Upload an image file into a volume (created as qcow2 if missing)."""
-
-    def work(store: Store, agents: AgentPool) -> str:
-        ref = resolve(store, agents, volume, host)
-        upload(ref, file)
-        return f"uploaded {file} to {ref}"
-
-    _run(certs, db, state_dir, work)
+    ref = resolve(store, agents, volume, host)
+    upload(ref, file)
+    return f"uploaded {file} to {ref}"
 
 
-@volume_app.command("download")
+@_volume_command("download")
 def download_command(
+    store: Store,
+    agents: AgentPool,
     volume: Annotated[str, typer.Argument(help="POOL/VOLUME")],
     file: Annotated[Path, typer.Argument(help="Image file to write")],
     disk_format: Annotated[str, typer.Option("--format", help="qcow2 or raw")] = "qcow2",
     host: HostOpt = None,
-    certs: CertsOpt = None,
-    db: DbOption = None,
-    state_dir: StateDirOption = None,
-) -> None:
+) -> str:
     """Download a volume into a standalone image file."""
-
-    def work(store: Store, agents: AgentPool) -> str:
-        ref = resolve(store, agents, volume, host)
-        download(ref, file, disk_format)
-        return f"wrote {file} ({disk_format}) from {ref}"
-
-    _run(certs, db, state_dir, work)
+    ref = resolve(store, agents, volume, host)
+    download(ref, file, disk_format)
+    return f"wrote {file} ({disk_format}) from {ref}"
 
 
-@volume_app.command("resize")
+@_volume_command("resize")
 def resize_command(
+    store: Store,
+    agents: AgentPool,
     volume: Annotated[str, typer.Argument(help="POOL/VOLUME")],
     size: Annotated[str, typer.Argument(help="New size, e.g. 20Gi (grow only)")],
     host: HostOpt = None,
-    certs: CertsOpt = None,
-    db: DbOption = None,
-    state_dir: StateDirOption = None,
-) -> None:
+) -> str:
     """Grow a volume (raise its manifest's size too: the manifest stays the truth)."""
-
-    def work(store: Store, agents: AgentPool) -> str:
-        try:
-            wanted = parse_bytes(size)
-        except ValueError as exc:
-            raise VolumeCommandError(f"size: {exc}") from None
-        ref = resolve(store, agents, volume, host)
-        grown = resize(ref, wanted)
-        return f"{ref}: {'grown to' if grown else 'already'} {format_bytes(wanted)}"
-
-    _run(certs, db, state_dir, work)
+    try:
+        wanted = parse_bytes(size)
+    except ValueError as exc:
+        raise VolumeCommandError(f"size: {exc}") from None
+    ref = resolve(store, agents, volume, host)
+    grown = resize(ref, wanted)
+    return f"{ref}: {'grown to' if grown else 'already'} {format_bytes(wanted)}"
 
 
-@volume_app.command("copy")
+@_volume_command("copy")
 def copy_command(
+    store: Store,
+    agents: AgentPool,
     source: Annotated[str, typer.Argument(help="POOL/VOLUME to copy")],
     target: Annotated[str, typer.Argument(help="POOL/VOLUME to make (must not exist)")],
     host: HostOpt = None,
     to_host: Annotated[
         str | None, typer.Option("--to-host", help="Host serving the target pool")
     ] = None,
-    certs: CertsOpt = None,
-    db: DbOption = None,
-    state_dir: StateDirOption = None,
-) -> None:
+) -> str:
     """Copy a volume into a new volume, in another pool or on another host."""
-
-    def work(store: Store, agents: AgentPool) -> str:
-        src = resolve(store, agents, source, host)
-        dst = resolve(store, agents, target, to_host)
-        copy(src, dst)
-        return f"copied {src} to {dst}"
-
-    _run(certs, db, state_dir, work)
+    src = resolve(store, agents, source, host)
+    dst = resolve(store, agents, target, to_host)
+    copy(src, dst)
+    return f"copied {src} to {dst}"
 
 
 def register(app: typer.Typer) -> None:
