@@ -82,7 +82,14 @@ class LeaseKeeper:
                 observed = None
             previous = observed.lease_sent_at if observed is not None else None
             now = self.clock()
-            if previous is not None and not lease_renewal_due(to_observation(observed), ttl, now):
+            # A new term renews at once: the agent then refuses the previous term's calls
+            # from now on, not only from that term's next renewal.
+            same_term = observed is not None and observed.lease_epoch == self.epoch
+            if (
+                previous is not None
+                and same_term
+                and not lease_renewal_due(to_observation(observed), ttl, now)
+            ):
                 return None
             # HA timing counts from the newest renewal that may have reached the agent, so
             # the send time is stored before sending. A host never leased yet is the

@@ -16,10 +16,12 @@ from controller.agentpool import AgentPool
 from controller.agents import AgentConflict
 from controller.cli.main import app
 from controller.leader import LeaderElector, LeadHeld, hold_run_term
+from controller.leases import LeaseKeeper
 from controller.loop import Controller
 from controller.store import Fenced, open_store
+from schemas.host import Host
 from tests.helpers.agent_server import serving_agent
-from tests.helpers.pg import fresh_schema, pg_unreachable
+from tests.helpers.db_urls import db_url_fixtures
 
 NODE_URI = f"test://{Path(__file__).resolve().parents[1] / 'data' / 'node.xml'}"
 
@@ -33,16 +35,7 @@ spec:
 """
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'corral.db'}"
-        return
-    problem = pg_unreachable()
-    if problem:
-        pytest.skip(problem)
-    with fresh_schema("corral_runterm") as url:
-        yield url
+pg_url, db_url = db_url_fixtures("corral_runterm", "pg_url")
 
 
 RUNS = {
@@ -138,3 +131,22 @@ def test_a_run_that_loses_its_lead_is_told_and_fenced(db_url: str, controller):
     finally:
         run.release()
         other.close()
+
+
+def test_a_new_term_renews_at_once_not_when_the_old_one_was_due(db_url: str):
+    store = open_store(db_url)
+    try:
+        with serving_agent(NODE_URI) as agent:
+            host = Host.model_validate(
+                {"metadata": {"name": "node-1"}, "spec": {"address": agent.base_url}}
+            )
+            keeper = LeaseKeeper(store, lambda: [host], lambda _h: agent, holder="c", epoch=1)
+            assert keeper.renew_due() == ["node-1"]
+            assert keeper.renew_due() == []  # renewed a moment ago: not due
+
+            keeper.epoch = 2
+            assert keeper.renew_due() == ["node-1"]
+            assert agent.get_lease().epoch == 2
+            assert keeper.renew_due() == []
+    finally:
+        store.close()
