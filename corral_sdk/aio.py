@@ -3,27 +3,16 @@
 from __future__ import annotations
 
 import contextlib
-import json
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Generic
 
 import httpx
 
+from corral_sdk import calls
+from corral_sdk.calls import WAIT_TOPICS, Call, R, ResourceCalls, Wait
 from corral_sdk.client import tls_verify
-from corral_sdk.core import (
-    PREFIX,
-    KindInfo,
-    T,
-    WatchEvent,
-    body_of,
-    condition_holds,
-    decode,
-    patch_request,
-    watch_event,
-)
-from corral_sdk.errors import WaitTimeout
+from corral_sdk.core import PREFIX, SseParser, T, WatchEvent, decode, watch_event
 from schemas import (
     AffinityGroup,
     Host,
@@ -39,17 +28,10 @@ from schemas import (
 
 async def _aparse_sse(lines: AsyncIterator[str]) -> AsyncIterator[tuple[str, dict[str, Any]]]:
     """Yield (event, data) of a server-sent event stream, skipping comments."""
-    event, data = None, None
+    parser = SseParser()
     async for line in lines:
-        if line.startswith(":"):
-            continue
-        if line.startswith("event: "):
-            event = line[7:]
-        elif line.startswith("data: "):
-            data = json.loads(line[6:])
-        elif line == "" and event is not None:
-            yield event, data or {}
-            event, data = None, None
+        if message := parser.feed(line):
+            yield message
 
 
 class AsyncResources(Generic[T]):
@@ -57,37 +39,25 @@ class AsyncResources(Generic[T]):
 
     def __init__(self, client: AsyncClient, kind: str) -> None:
         self._client = client
-        self._info: KindInfo[T] = KindInfo(kind)
+        self._info: ResourceCalls[T] = ResourceCalls(kind)
 
     async def list(self, selector: str | None = None, page_size: int = 500) -> list[T]:
         """Return every object (matching `selector`), following pages."""
-        items: list[T] = []
-        token = None
-        while True:
-            params: dict[str, Any] = {"limit": page_size}
-            if selector:
-                params["labelSelector"] = selector
-            if token:
-                params["continue"] = token
-            page = await self._client.request("GET", self._info.path, params=params)
-            items += [self._info.model(doc) for doc in page["items"]]
-            token = page["metadata"].get("continue")
-            if not token:
-                return items
+        page = await self._client.send(self._info.page(selector, page_size, None))
+        items = list(page.items)
+        while page.next_token:
+            page = await self._client.send(self._info.page(selector, page_size, page.next_token))
+            items += page.items
+        return items
 
     async def get(self, name: str) -> T:
-        return self._info.model(await self._client.request("GET", f"{self._info.path}/{name}"))
+        return await self._client.send(self._info.get(name))
 
     async def create(self, obj: T | dict[str, Any]) -> T:
-        doc = await self._client.request("POST", self._info.path, json=body_of(obj))
-        return self._info.model(doc)
+        return await self._client.send(self._info.create(obj))
 
     async def replace(self, obj: T, force: bool = False) -> T:
-        params = {"force": "true"} if force else None
-        doc = await self._client.request(
-            "PUT", f"{self._info.path}/{obj.metadata.name}", json=body_of(obj), params=params
-        )
-        return self._info.model(doc)
+        return await self._client.send(self._info.replace(obj, force))
 
     async def patch(
         self,
@@ -95,18 +65,13 @@ class AsyncResources(Generic[T]):
         merge: dict[str, Any] | None = None,
         json_patch: list[dict[str, Any]] | None = None,
     ) -> T:
-        body, content_type = patch_request(merge, json_patch)
-        doc = await self._client.request(
-            "PATCH", f"{self._info.path}/{name}", json=body, headers={"content-type": content_type}
-        )
-        return self._info.model(doc)
+        return await self._client.send(self._info.patch(name, merge, json_patch))
 
     async def delete(self, name: str, resource_version: int | None = None) -> None:
-        params = {"resourceVersion": resource_version} if resource_version else None
-        await self._client.request("DELETE", f"{self._info.path}/{name}", params=params)
+        await self._client.send(self._info.delete(name, resource_version))
 
     async def status(self, name: str) -> dict[str, Any] | None:
-        return await self._client.request("GET", f"{self._info.path}/{name}/status")
+        return await self._client.send(self._info.status(name))
 
     def watch(
         self, name: str | None = None, since: int | None = None, timeout_s: float = 300.0
@@ -117,43 +82,33 @@ class AsyncResources(Generic[T]):
         self, name: str, condition: str = "Ready", status: str = "True", timeout: float = 300.0
     ) -> T:
         """Return the object once its `condition` has `status`; raise WaitTimeout otherwise."""
-        deadline = time.monotonic() + timeout
-        last: T | None = None
-        while time.monotonic() < deadline:
-            remaining = max(0.5, deadline - time.monotonic())
+        kind = self._info.kind
+        wait = Wait(kind, name, condition, status, timeout)
+        while (remaining := wait.remaining_s()) is not None:
             async with self._client.watch_stream(
-                self._info.kind, name, None, remaining, topics="object,status"
+                kind, name, None, remaining, WAIT_TOPICS
             ) as events:
-                last = await self.get(name)
-                if condition_holds(last, condition, status):
-                    return last
+                if wait.holds(await self.get(name)):
+                    return wait.last  # type: ignore[return-value]
                 async for event in events:
                     if event.expired:
                         break
-                    if event.object is not None:
-                        last = event.object  # type: ignore[assignment]
-                        if condition_holds(last, condition, status):
-                            return last  # type: ignore[return-value]
-        raise WaitTimeout(
-            f"{self._info.kind}/{name}: {condition} is not {status} after {timeout:.0f}s", last
-        )
+                    if wait.holds(event.object):
+                        return wait.last  # type: ignore[return-value]
+        raise wait.timed_out()
 
 
 class AsyncVirtualMachines(AsyncResources[VirtualMachine]):
     async def migrate(self, name: str, host: str) -> VirtualMachine:
-        path = f"{PREFIX}/virtualmachines/{name}/migrate"
-        doc = await self._client.request("POST", path, json={"host": host})
-        return VirtualMachine.model_validate(doc)
+        return await self._client.send(calls.migrate(name, host))
 
 
 class AsyncHosts(AsyncResources[Host]):
     async def drain(self, name: str) -> Host:
-        doc = await self._client.request("POST", f"{PREFIX}/hosts/{name}/drain")
-        return Host.model_validate(doc)
+        return await self._client.send(calls.host_action(name, "drain"))
 
     async def undrain(self, name: str) -> Host:
-        doc = await self._client.request("POST", f"{PREFIX}/hosts/{name}/undrain")
-        return Host.model_validate(doc)
+        return await self._client.send(calls.host_action(name, "undrain"))
 
 
 class AsyncClient:
@@ -168,13 +123,8 @@ class AsyncClient:
         timeout_s: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self.http = httpx.AsyncClient(
-            base_url=url,
-            headers={"Authorization": f"Bearer {token}"},
-            verify=tls_verify(ca),
-            timeout=timeout_s,
-            transport=transport,
-        )
+        options = calls.client_options(url, token, tls_verify(ca), timeout_s)
+        self.http = httpx.AsyncClient(**options, transport=transport)
         self.vms = AsyncVirtualMachines(self, "VirtualMachine")
         self.hosts = AsyncHosts(self, "Host")
         self.networks: AsyncResources[Network] = AsyncResources(self, "Network")
@@ -190,11 +140,15 @@ class AsyncClient:
         body = response.json() if response.content else None
         return decode(response.status_code, body)
 
+    async def send(self, call: Call[R]) -> R:
+        """Send `call`; return its parsed answer or raise the SDK error."""
+        return call.parse(await self.request(call.method, call.path, **call.options()))
+
     async def whoami(self) -> dict[str, Any]:
-        return await self.request("GET", f"{PREFIX}/whoami")
+        return await self.send(calls.whoami())
 
     async def reconcile(self) -> dict[str, Any]:
-        return await self.request("POST", f"{PREFIX}/reconcile")
+        return await self.send(calls.reconcile())
 
     @contextlib.asynccontextmanager
     async def watch_stream(
@@ -206,10 +160,7 @@ class AsyncClient:
         topics: str | None = None,
     ) -> AsyncIterator[AsyncIterator[WatchEvent]]:
         """Open the watch stream; yield an async iterator of WatchEvents."""
-        params: dict[str, Any] = {"timeoutSeconds": min(timeout_s, 3600)}
-        for key, value in (("kind", kind), ("name", name), ("since", since), ("topics", topics)):
-            if value is not None:
-                params[key] = value
+        params = calls.watch_params(kind, name, since, timeout_s, topics)
         async with self.http.stream("GET", f"{PREFIX}/watch", params=params) as response:
             if response.status_code >= 400:
                 await response.aread()

@@ -8,26 +8,16 @@ with Client("https://corral:8480", token, ca="ca.crt") as client:
 from __future__ import annotations
 
 import ssl
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Generic
 
 import httpx
 
-from corral_sdk.core import (
-    PREFIX,
-    KindInfo,
-    T,
-    WatchEvent,
-    body_of,
-    condition_holds,
-    decode,
-    parse_sse,
-    patch_request,
-    watch_event,
-)
-from corral_sdk.errors import NotFound, WaitTimeout
+from corral_sdk import calls
+from corral_sdk.calls import WAIT_TOPICS, Call, R, ResourceCalls, Wait
+from corral_sdk.core import PREFIX, T, WatchEvent, body_of, decode, parse_sse, watch_event
+from corral_sdk.errors import NotFound
 from schemas import (
     AffinityGroup,
     Host,
@@ -51,7 +41,7 @@ class Resources(Generic[T]):
 
     def __init__(self, client: Client, kind: str) -> None:
         self._client = client
-        self._info: KindInfo[T] = KindInfo(kind)
+        self._info: ResourceCalls[T] = ResourceCalls(kind)
 
     def list(self, selector: str | None = None, page_size: int = 500) -> list[T]:
         """Return every object (matching the kubectl-style `selector`), following pages."""
@@ -59,33 +49,21 @@ class Resources(Generic[T]):
 
     def iter(self, selector: str | None = None, page_size: int = 500) -> Iterator[T]:
         """Yield objects page by page."""
-        token = None
-        while True:
-            params: dict[str, Any] = {"limit": page_size}
-            if selector:
-                params["labelSelector"] = selector
-            if token:
-                params["continue"] = token
-            page = self._client.request("GET", self._info.path, params=params)
-            for doc in page["items"]:
-                yield self._info.model(doc)
-            token = page["metadata"].get("continue")
-            if not token:
-                return
+        page = self._client.send(self._info.page(selector, page_size, None))
+        yield from page.items
+        while page.next_token:
+            page = self._client.send(self._info.page(selector, page_size, page.next_token))
+            yield from page.items
 
     def get(self, name: str) -> T:
-        return self._info.model(self._client.request("GET", f"{self._info.path}/{name}"))
+        return self._client.send(self._info.get(name))
 
     def create(self, obj: T | dict[str, Any]) -> T:
-        return self._info.model(self._client.request("POST", self._info.path, json=body_of(obj)))
+        return self._client.send(self._info.create(obj))
 
     def replace(self, obj: T, force: bool = False) -> T:
         """Replace the object; its metadata.resourceVersion (if set) is the precondition."""
-        params = {"force": "true"} if force else None
-        doc = self._client.request(
-            "PUT", f"{self._info.path}/{obj.metadata.name}", json=body_of(obj), params=params
-        )
-        return self._info.model(doc)
+        return self._client.send(self._info.replace(obj, force))
 
     def patch(
         self,
@@ -94,40 +72,29 @@ class Resources(Generic[T]):
         json_patch: list[dict[str, Any]] | None = None,
     ) -> T:
         """Patch with a merge patch (dict) or a JSON patch (list of operations)."""
-        body, content_type = patch_request(merge, json_patch)
-        doc = self._client.request(
-            "PATCH", f"{self._info.path}/{name}", json=body, headers={"content-type": content_type}
-        )
-        return self._info.model(doc)
+        return self._client.send(self._info.patch(name, merge, json_patch))
 
     def delete(self, name: str, resource_version: int | None = None) -> None:
-        params = {"resourceVersion": resource_version} if resource_version else None
-        self._client.request("DELETE", f"{self._info.path}/{name}", params=params)
+        self._client.send(self._info.delete(name, resource_version))
 
     def dry_run(self, obj: T | dict[str, Any]) -> dict[str, Any]:
         """Return the plan creating (or, if it exists, replacing) the object would cause."""
         doc = body_of(obj)
-        name = doc["metadata"]["name"]
         try:
-            self.get(name)
+            self.get(doc["metadata"]["name"])
         except NotFound:
-            return self._client.request(
-                "POST", self._info.path, json=doc, params={"dryRun": "true"}
-            )
-        return self._client.request(
-            "PUT", f"{self._info.path}/{name}", json=doc, params={"dryRun": "true"}
-        )
+            return self._client.send(self._info.dry_run(doc, exists=False))
+        return self._client.send(self._info.dry_run(doc, exists=True))
 
     def status(self, name: str) -> dict[str, Any] | None:
-        return self._client.request("GET", f"{self._info.path}/{name}/status")
+        return self._client.send(self._info.status(name))
 
     def events(self, name: str) -> list[dict[str, Any]]:
-        return self._client.request("GET", f"{self._info.path}/{name}/events")["items"]
+        return self._client.send(self._info.events(name))
 
     def release(self, name: str) -> T:
         """Hand an object the API took over back to its source."""
-        path = f"{PREFIX}/{self._info.plural}/{name}/release"
-        return self._info.model(self._client.request("POST", path))
+        return self._client.send(self._info.release(name))
 
     def watch(
         self, name: str | None = None, since: int | None = None, timeout_s: float = 300.0
@@ -142,44 +109,33 @@ class Resources(Generic[T]):
 
         The watch is opened before the object is read, so no change between the two is missed.
         """
-        deadline = time.monotonic() + timeout
-        last: T | None = None
-        while time.monotonic() < deadline:
-            remaining = max(0.5, deadline - time.monotonic())
-            with self._client.watch_stream(
-                self._info.kind, name, None, remaining, topics="object,status"
-            ) as events:
-                last = self.get(name)
-                if condition_holds(last, condition, status):
-                    return last
+        kind = self._info.kind
+        wait = Wait(kind, name, condition, status, timeout)
+        while (remaining := wait.remaining_s()) is not None:
+            with self._client.watch_stream(kind, name, None, remaining, WAIT_TOPICS) as events:
+                if wait.holds(self.get(name)):
+                    return wait.last  # type: ignore[return-value]
                 for event in events:
                     if event.expired:
                         break
-                    if event.object is not None:
-                        last = event.object  # type: ignore[assignment]
-                        if condition_holds(last, condition, status):
-                            return last  # type: ignore[return-value]
-        raise WaitTimeout(
-            f"{self._info.kind}/{name}: {condition} is not {status} after {timeout:.0f}s", last
-        )
+                    if wait.holds(event.object):
+                        return wait.last  # type: ignore[return-value]
+        raise wait.timed_out()
 
 
 class VirtualMachines(Resources[VirtualMachine]):
     def migrate(self, name: str, host: str) -> VirtualMachine:
         """Move the VM to `host` (pins spec.placement.host)."""
-        path = f"{PREFIX}/virtualmachines/{name}/migrate"
-        return VirtualMachine.model_validate(
-            self._client.request("POST", path, json={"host": host})
-        )
+        return self._client.send(calls.migrate(name, host))
 
 
 class Hosts(Resources[Host]):
     def drain(self, name: str) -> Host:
         """Put the host in maintenance: its VMs move off."""
-        return Host.model_validate(self._client.request("POST", f"{PREFIX}/hosts/{name}/drain"))
+        return self._client.send(calls.host_action(name, "drain"))
 
     def undrain(self, name: str) -> Host:
-        return Host.model_validate(self._client.request("POST", f"{PREFIX}/hosts/{name}/undrain"))
+        return self._client.send(calls.host_action(name, "undrain"))
 
 
 class _WatchStream:
@@ -211,13 +167,8 @@ class Client:
         timeout_s: float = 30.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        self.http = httpx.Client(
-            base_url=url,
-            headers={"Authorization": f"Bearer {token}"},
-            verify=tls_verify(ca),
-            timeout=timeout_s,
-            transport=transport,
-        )
+        options = calls.client_options(url, token, tls_verify(ca), timeout_s)
+        self.http = httpx.Client(**options, transport=transport)
         self.vms = VirtualMachines(self, "VirtualMachine")
         self.hosts = Hosts(self, "Host")
         self.networks: Resources[Network] = Resources(self, "Network")
@@ -234,21 +185,24 @@ class Client:
         body = response.json() if response.content else None
         return decode(response.status_code, body)
 
+    def send(self, call: Call[R]) -> R:
+        """Send `call`; return its parsed answer or raise the SDK error."""
+        return call.parse(self.request(call.method, call.path, **call.options()))
+
     def whoami(self) -> dict[str, Any]:
-        return self.request("GET", f"{PREFIX}/whoami")
+        return self.send(calls.whoami())
 
     def reconcile(self) -> dict[str, Any]:
         """Ask the controller for a pass now."""
-        return self.request("POST", f"{PREFIX}/reconcile")
+        return self.send(calls.reconcile())
 
     def events(
         self, kind: str | None = None, name: str | None = None, limit: int = 100
     ) -> list[dict[str, Any]]:
-        params = {k: v for k, v in {"kind": kind, "name": name, "limit": limit}.items() if v}
-        return self.request("GET", f"{PREFIX}/events", params=params)["items"]
+        return self.send(calls.events(kind, name, limit))
 
     def plans(self, limit: int = 20) -> list[dict[str, Any]]:
-        return self.request("GET", f"{PREFIX}/plans", params={"limit": limit})["items"]
+        return self.send(calls.plans(limit))
 
     def watch_stream(
         self,
@@ -259,11 +213,7 @@ class Client:
         topics: str | None = None,
     ) -> _WatchStream:
         """Return a context manager over the watch stream."""
-        params: dict[str, Any] = {"timeoutSeconds": min(timeout_s, 3600)}
-        for key, value in (("kind", kind), ("name", name), ("since", since), ("topics", topics)):
-            if value is not None:
-                params[key] = value
-        return _WatchStream(self, params)
+        return _WatchStream(self, calls.watch_params(kind, name, since, timeout_s, topics))
 
     def watch(
         self,

@@ -84,19 +84,34 @@ def to_model(kind: str, doc: dict[str, Any]) -> AnyResource:
     return KINDS[kind].model_validate(doc)
 
 
+class SseParser:
+    """Reads a server-sent event stream line by line; comments are skipped."""
+
+    def __init__(self) -> None:
+        self.event: str | None = None
+        self.data: dict[str, Any] | None = None
+
+    def feed(self, line: str) -> tuple[str, dict[str, Any]] | None:
+        """Take one line; return (event, data) when it ends a message, else None."""
+        if line.startswith(":"):
+            return None
+        if line.startswith("event: "):
+            self.event = line[7:]
+        elif line.startswith("data: "):
+            self.data = json.loads(line[6:])
+        elif line == "" and self.event is not None:
+            message = (self.event, self.data or {})
+            self.event, self.data = None, None
+            return message
+        return None
+
+
 def parse_sse(lines: Iterable[str]) -> Iterator[tuple[str, dict[str, Any]]]:
     """Yield (event, data) of a server-sent event stream, skipping comments."""
-    event, data = None, None
+    parser = SseParser()
     for line in lines:
-        if line.startswith(":"):
-            continue
-        if line.startswith("event: "):
-            event = line[7:]
-        elif line.startswith("data: "):
-            data = json.loads(line[6:])
-        elif line == "" and event is not None:
-            yield event, data or {}
-            event, data = None, None
+        if message := parser.feed(line):
+            yield message
 
 
 def watch_event(event: str, data: dict[str, Any]) -> WatchEvent:
