@@ -91,6 +91,8 @@ class PassResult:
     requeue_after_s: float
     not_ready: list[str]
     elapsed_s: float
+    replanned: bool = True
+    """False when the pass found nothing changed since a quiet pass and did not plan."""
 
     @property
     def converged(self) -> bool:
@@ -103,6 +105,26 @@ class PassResult:
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class QuietPass:
+    """A full pass that planned no action, wrote nothing to the store (its revision did
+    not move) and whose plan does not depend on the clock (Plan.clock_bound).
+
+    Planning is a function of the store's content and the time; with neither moving,
+    the next pass would plan and write exactly the same. So while the store's revision
+    and the sources' applied revisions stay the same, passes only read the hosts that
+    are due (which moves the revision if a host changed) and return this result.
+    """
+
+    revision: int
+    applied: tuple[str | None, ...]
+    at: float
+    plan: Plan
+    not_ready: list[str]
+    desired: Desired
+    policy: PolicyContext
 
 
 class Controller:
@@ -121,11 +143,14 @@ class Controller:
         clock: Callable[[], datetime] = utc_now,
         observe_interval_s: float = 0.0,
         source_resync_s: float | None = None,
+        replan_s: float = 60.0,
     ) -> None:
         """`observe_interval_s`: a pass re-reads a host's agent when its last read is older
         than this, or when the previous pass acted on it (0: every host, every pass).
         `source_resync_s`: a source whose revision has not moved is loaded and applied
-        again only this often (None: every pass)."""
+        again only this often (None: every pass).
+        `replan_s`: while nothing changes (see QuietPass) a pass does not plan again, but
+        at least this often it does (0: every pass plans)."""
         self.store = store
         self.sources = list(sources)
         self.pool = pool
@@ -135,6 +160,8 @@ class Controller:
         self.clock = clock
         self.observe_interval_s = observe_interval_s
         self.source_resync_s = source_resync_s
+        self.replan_s = replan_s
+        self._quiet: QuietPass | None = None
         self._applied_at: dict[str, tuple[str, float]] = {}
         self._observed_at: dict[str, float] = {}
         self._touched: set[str] = set()
@@ -310,6 +337,11 @@ class Controller:
         """Run one pass over the whole fleet and return what it did."""
         start = time.monotonic()
         self.sync_sources()
+        quiet = self._quiet_pass(start)
+        if quiet is not None:
+            return quiet
+        before = self._store_revision()
+        applied = self._applied_revisions()
         stored = self.store.list().items
         deleted = self.store.list_deleted()
         hosts = [s.obj for s in stored if isinstance(s.obj, Host)]
@@ -360,6 +392,14 @@ class Controller:
         else:
             observed = replace(observed, now=self.clock())
         self.balloons.run(desired, observed, policy)
+        # A pass that acted on nothing, wrote nothing and does not depend on the clock
+        # would be repeated exactly by the next one while nothing changes.
+        unchanged = before >= 0 and self._store_revision() == before
+        self._quiet = (
+            QuietPass(before, applied, time.monotonic(), verdict_plan, not_ready, desired, policy)
+            if unchanged and not first.actions and not verdict_plan.clock_bound
+            else None
+        )
         return PassResult(
             plan=first,
             outcomes=outcomes,
@@ -367,6 +407,31 @@ class Controller:
             not_ready=not_ready,
             elapsed_s=time.monotonic() - start,
         )
+
+    def _quiet_pass(self, start: float) -> PassResult | None:
+        """Return the result of the last full pass again when nothing it read has changed
+        since (see QuietPass), after reading the hosts that are due; else None."""
+        quiet, self._quiet = self._quiet, None
+        if quiet is None or time.monotonic() - quiet.at >= self.replan_s:
+            return None
+        self._poll(self._due_hosts(list(self._pass_host_names.values())))
+        if self._store_revision() != quiet.revision or self._applied_revisions() != quiet.applied:
+            return None
+        self._quiet = quiet
+        policy = quiet.policy
+        if any(p.memory_balloon.enabled for p in (policy.default, *policy.by_host.values())):
+            self.balloons.run(quiet.desired, read_observed(self.store, self.clock()), policy)
+        return PassResult(
+            plan=quiet.plan,
+            outcomes=[],
+            requeue_after_s=self._requeue_after(quiet.plan, [], quiet.plan),
+            not_ready=quiet.not_ready,
+            elapsed_s=time.monotonic() - start,
+            replanned=False,
+        )
+
+    def _applied_revisions(self) -> tuple[str | None, ...]:
+        return tuple(self.store.get_source(s.key_name).last_applied_revision for s in self.sources)
 
     def _due_hosts(self, hosts: list[Host]) -> list[Host]:
         """Return the hosts this pass must read: every host whose last read is older than

@@ -142,6 +142,10 @@ class Plan:
     actions: tuple[Action, ...]
     verdicts: dict[ObjectKey, ObjectVerdict] = field(default_factory=dict, hash=False)
     revision: str | None = None
+    clock_bound: bool = False
+    """True when time alone may change this plan for the same inputs: a host not
+    answering (its failure and lease expiry are due at times), a migration in flight
+    (its timeout), a power-saving window. A loop may reuse a plan only if this is False."""
 
     @property
     def empty(self) -> bool:

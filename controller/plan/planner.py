@@ -11,10 +11,12 @@ No I/O, no clock but `observed.now`, no randomness: equal inputs give an equal p
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from controller.plan.builder import PlanBuilder
 from controller.plan.delete import plan_deletions
 from controller.plan.expand import expand
-from controller.plan.health import assess_hosts
+from controller.plan.health import HostHealthView, assess_hosts
 from controller.plan.migration import (
     find_moves,
     plan_cold_moves,
@@ -32,6 +34,7 @@ from controller.plan.templates import record_templates
 from controller.plan.verdicts import host_verdicts, passive_verdicts
 from controller.plan.vms import plan_vm_on_host
 from controller.plan.world import World
+from schemas.policy import BalancerType
 
 
 def plan(desired: Desired, observed: Observed, policy: PolicyContext) -> Plan:
@@ -66,4 +69,14 @@ def plan(desired: Desired, observed: Observed, policy: PolicyContext) -> Plan:
         actions=order_actions(out.actions),
         verdicts=dict(sorted(out.verdicts.items())),
         revision=desired.revision,
+        clock_bound=clock_bound(health.values(), bool(dec.migrating), policy),
     )
+
+
+def clock_bound(health: Iterable[HostHealthView], migrating: bool, policy: PolicyContext) -> bool:
+    """Return True when the plan depends on `now`, not on its inputs alone (Plan.clock_bound)."""
+    windows = any(
+        spec.balancer.type is BalancerType.POWER_SAVING and spec.balancer.power_saving_hours
+        for spec in (policy.default, *policy.by_host.values())
+    )
+    return migrating or windows or any(not h.up for h in health)

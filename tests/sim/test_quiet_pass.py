@@ -1,0 +1,97 @@
+"""A pass that would repeat the last one exactly does not plan again, and any change ends that.
+
+The real Controller on the simulated fleet: after a quiet pass (nothing planned, nothing
+written, nothing clock-bound) the next passes return its result without planning, until
+the store moves (a manifest, a host's state), the hosts' failure makes time matter, or
+`replan_s` passes.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from controller.agentpool import AgentPool
+from controller.loop import Controller, SourceSetting
+from controller.sim import INSTANT, SimFleet, write_fleet
+from controller.sources import DirectorySource
+from controller.store import open_store
+
+
+@pytest.fixture
+def setup(tmp_path: Path):
+    root = tmp_path / "m"
+    names = write_fleet(root, vms=12, vms_per_host=4)
+    fleet = SimFleet(names, latency=INSTANT)
+    store = open_store(f"sqlite:///{tmp_path / 'c.db'}")
+
+    def make(**kwargs) -> Controller:
+        source = DirectorySource(root, name="dir:f")
+        return Controller(
+            store,
+            [SourceSetting(source, "dir", "f", prune=True)],
+            AgentPool(transport_for=fleet.transport_for),
+            busy_requeue_s=0.0,
+            **kwargs,
+        )
+
+    yield SimpleNamespace(root=root, fleet=fleet, make=make)
+    store.close()
+
+
+def settle(ctl: Controller) -> None:
+    """Run passes until one is quiet (converged, and the next full pass changed nothing)."""
+    for _ in range(10):
+        result = ctl.reconcile()
+        if result.converged and ctl._quiet is not None:
+            return
+    raise AssertionError("no quiet pass")
+
+
+def test_quiet_passes_do_not_plan_until_the_store_moves(setup) -> None:
+    ctl = setup.make(observe_interval_s=0.0)
+    settle(ctl)
+    again = ctl.reconcile()
+    assert (again.replanned, again.plan.actions, again.converged) == (False, (), True)
+    # A VM stopped behind Corral's back: every pass reads every host (interval 0), the
+    # state moves the store, and the next pass plans the start.
+    host = setup.fleet.hosts[setup.fleet.running()["vm00003"][0]]
+    with host.lock:
+        dom = host.domains["vm00003"]
+        host.domains["vm00003"] = dom.model_copy(update={"state": "shutoff", "live": None})
+        host.version += 1
+    moved = ctl.reconcile()
+    assert moved.replanned
+    assert [a.target for a in moved.plan.actions] == [("VirtualMachine", "vm00003")]
+    settle(ctl)
+    assert setup.fleet.running()["vm00003"]
+
+
+def test_a_manifest_change_is_planned_at_once(setup) -> None:
+    ctl = setup.make(observe_interval_s=30.0)
+    settle(ctl)
+    write_fleet(setup.root, vms=13, vms_per_host=4)  # one VM more (hosts unchanged: 3)
+    result = ctl.reconcile()
+    assert result.replanned and any(a.target[1] == "vm00012" for a in result.plan.actions)
+
+
+def test_a_silent_host_makes_every_pass_plan(setup) -> None:
+    ctl = setup.make(observe_interval_s=0.0)
+    settle(ctl)
+    setup.fleet.cut("h0001")
+    first = ctl.reconcile()
+    assert first.replanned and first.plan.clock_bound
+    # Its failure and lease expiry come with time alone: no pass is skipped meanwhile.
+    assert ctl.reconcile().replanned
+    assert ctl._quiet is None
+
+
+def test_replan_s_bounds_how_long_a_plan_is_reused(setup) -> None:
+    ctl = setup.make(observe_interval_s=30.0, replan_s=0.2)
+    settle(ctl)
+    assert not ctl.reconcile().replanned
+    time.sleep(0.25)
+    assert ctl.reconcile().replanned
