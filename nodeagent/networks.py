@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-import logging
-
 import libvirt
 from pydantic import ValidationError
 
 from nodeagent.context import AgentContext
-from nodeagent.errors import conflict, invalid_spec, libvirt_errors, not_found
+from nodeagent.definitions import (
+    check_path_name,
+    define_or_update,
+    drifted_fields,
+    ensure_autostart,
+    ensure_removed,
+    lookup_or_none,
+    persistent_xml,
+)
+from nodeagent.errors import conflict, libvirt_errors, not_found
 from nodeagent.models import ApplyResult, NetworkSpec, NetworkState, VerbResult
 from nodeagent.netxml import NetworkXMLError, build_network, parse_network
-
-log = logging.getLogger(__name__)
 
 # Left open in a spec (None), libvirt picks them: not drift.
 _FILLED_BY_LIBVIRT = ("uuid", "bridge")
@@ -20,22 +25,17 @@ _FILLED_BY_LIBVIRT = ("uuid", "bridge")
 
 def diff_network_specs(desired: NetworkSpec, observed: NetworkSpec) -> list[str]:
     """Return the fields where `observed` differs from `desired` (None = libvirt's choice)."""
-    want, have = desired.model_dump(), observed.model_dump()
-    return [
-        key
-        for key, value in want.items()
-        if not (key in _FILLED_BY_LIBVIRT and value is None) and value != have[key]
-    ]
+    return drifted_fields(desired, observed, _FILLED_BY_LIBVIRT)
+
+
+def _xml_drift(desired: NetworkSpec, observed: NetworkSpec) -> list[str]:
+    """Return the drifted fields that need a redefinition (autostart is a flag, not XML)."""
+    return [f for f in diff_network_specs(desired, observed) if f != "autostart"]
 
 
 def find_network(conn: libvirt.virConnect, name: str) -> libvirt.virNetwork | None:
     """Return the network called `name`, or None."""
-    try:
-        return conn.networkLookupByName(name)
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() == libvirt.VIR_ERR_NO_NETWORK:
-            return None
-        raise
+    return lookup_or_none(conn.networkLookupByName, name, libvirt.VIR_ERR_NO_NETWORK)
 
 
 def _lookup(conn: libvirt.virConnect, name: str) -> libvirt.virNetwork:
@@ -47,12 +47,7 @@ def _lookup(conn: libvirt.virConnect, name: str) -> libvirt.virNetwork:
 
 def network_xml(net: libvirt.virNetwork) -> str:
     """Return the network's persistent XML (drivers without the INACTIVE flag: its only XML)."""
-    try:
-        return net.XMLDesc(libvirt.VIR_NETWORK_XML_INACTIVE)
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() != libvirt.VIR_ERR_INVALID_ARG:
-            raise
-        return net.XMLDesc(0)
+    return persistent_xml(net, libvirt.VIR_NETWORK_XML_INACTIVE)
 
 
 def read_network_state(net: libvirt.virNetwork) -> NetworkState:
@@ -96,32 +91,28 @@ def ensure_network_defined(ctx: AgentContext, name: str, spec: NetworkSpec) -> A
     A change to an active network lands in its persistent definition and is
     listed in `restart_required` (restarting it would cut the VMs attached to it).
     """
-    if spec.name != name:
-        raise invalid_spec("name", f"spec names {spec.name!r} but the path names {name!r}")
+    check_path_name(spec.name, name)
     conn = ctx.connection.get()
     with ctx.locks.hold("network", name), libvirt_errors(f"defining network {name}"):
         net = find_network(conn, name)
-        created = net is None
         current = read_network_state(net).spec if net is not None else None
         if net is not None and spec.uuid is not None and net.UUIDString() != spec.uuid:
             raise conflict(f"network {name!r} exists with uuid {net.UUIDString()}")
-        drift = diff_network_specs(spec, current) if current is not None else ["*"]
-        drift_xml = [f for f in drift if f != "autostart"]
-        changed = False
-        restart: list[str] = []
-        if drift_xml:
-            desired = spec if net is None else spec.model_copy(update={"uuid": net.UUIDString()})
-            if net is not None and current is not None and spec.bridge is None:
+
+        def define(desired: NetworkSpec) -> libvirt.virNetwork:
+            if current is not None and desired.bridge is None:
+                # libvirt named the bridge when the network was first defined: keep it.
                 desired = desired.model_copy(update={"bridge": current.bridge})
-            net = conn.networkDefineXML(build_network(desired))
-            changed = True
-            log.info("defined network %s", name)
-            if net.isActive() and not created:
-                restart = drift_xml
-        if bool(net.autostart()) != spec.autostart:
-            net.setAutostart(1 if spec.autostart else 0)
-            changed = True
-        return ApplyResult(name=name, changed=changed, created=created, restart_required=restart)
+            return conn.networkDefineXML(build_network(desired))
+
+        done = define_or_update(f"network {name}", net, current, spec, _xml_drift, define)
+        changed = ensure_autostart(done.obj, spec.autostart) or done.changed
+        return ApplyResult(
+            name=name,
+            changed=changed,
+            created=done.created,
+            restart_required=done.restart_required,
+        )
 
 
 def ensure_network_active(ctx: AgentContext, name: str) -> VerbResult:
@@ -135,8 +126,8 @@ def ensure_network_active(ctx: AgentContext, name: str) -> VerbResult:
         return VerbResult(name=name, changed=True, state="active")
 
 
-def _users(conn: libvirt.virConnect, name: str) -> list[str]:
-    """Return the running domains with a NIC on network `name`."""
+def _refuse_if_used(conn: libvirt.virConnect, name: str) -> None:
+    """Raise conflict naming the running domains with a NIC on network `name`, if any."""
     from nodeagent.domains import spec_from_xml
 
     users = []
@@ -144,7 +135,8 @@ def _users(conn: libvirt.virConnect, name: str) -> list[str]:
         spec = spec_from_xml(dom.XMLDesc(0))
         if spec and any(nic.network == name for nic in spec.nics):
             users.append(dom.name())
-    return sorted(users)
+    if users:
+        raise conflict(f"network {name!r} is used by running domains: {', '.join(sorted(users))}")
 
 
 def ensure_network_inactive(ctx: AgentContext, name: str) -> VerbResult:
@@ -154,9 +146,7 @@ def ensure_network_inactive(ctx: AgentContext, name: str) -> VerbResult:
         net = _lookup(conn, name)
         if not net.isActive():
             return VerbResult(name=name, changed=False, state="inactive")
-        users = _users(conn, name)
-        if users:
-            raise conflict(f"network {name!r} is used by running domains: {', '.join(users)}")
+        _refuse_if_used(conn, name)
         net.destroy()
         return VerbResult(name=name, changed=True, state="inactive")
 
@@ -165,14 +155,4 @@ def ensure_network_undefined(ctx: AgentContext, name: str) -> VerbResult:
     """Make network `name` absent (stopping it first); conflict while in use."""
     conn = ctx.connection.get()
     with ctx.locks.hold("network", name), libvirt_errors(f"undefining network {name}"):
-        net = find_network(conn, name)
-        if net is None:
-            return VerbResult(name=name, changed=False, state="absent")
-        if net.isActive():
-            users = _users(conn, name)
-            if users:
-                raise conflict(f"network {name!r} is used by running domains: {', '.join(users)}")
-            net.destroy()
-        if net.isPersistent():
-            net.undefine()
-        return VerbResult(name=name, changed=True, state="absent")
+        return ensure_removed(name, find_network(conn, name), lambda: _refuse_if_used(conn, name))

@@ -10,6 +10,15 @@ import libvirt
 from pydantic import ValidationError
 
 from nodeagent.context import AgentContext
+from nodeagent.definitions import (
+    check_path_name,
+    define_or_update,
+    drifted_fields,
+    ensure_autostart,
+    ensure_removed,
+    lookup_or_none,
+    persistent_xml,
+)
 from nodeagent.errors import conflict, invalid_spec, libvirt_errors, not_found
 from nodeagent.models import (
     ApplyResult,
@@ -29,12 +38,7 @@ CHUNK_BYTES = 256 * 1024
 
 def find_pool(conn: libvirt.virConnect, name: str) -> libvirt.virStoragePool | None:
     """Return the storage pool called `name`, or None."""
-    try:
-        return conn.storagePoolLookupByName(name)
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() == libvirt.VIR_ERR_NO_STORAGE_POOL:
-            return None
-        raise
+    return lookup_or_none(conn.storagePoolLookupByName, name, libvirt.VIR_ERR_NO_STORAGE_POOL)
 
 
 def lookup_pool(conn: libvirt.virConnect, name: str) -> libvirt.virStoragePool:
@@ -47,12 +51,7 @@ def lookup_pool(conn: libvirt.virConnect, name: str) -> libvirt.virStoragePool:
 
 def find_volume(pool: libvirt.virStoragePool, name: str) -> libvirt.virStorageVol | None:
     """Return the volume called `name` in `pool`, or None."""
-    try:
-        return pool.storageVolLookupByName(name)
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() == libvirt.VIR_ERR_NO_STORAGE_VOL:
-            return None
-        raise
+    return lookup_or_none(pool.storageVolLookupByName, name, libvirt.VIR_ERR_NO_STORAGE_VOL)
 
 
 def _active_pool(conn: libvirt.virConnect, name: str) -> libvirt.virStoragePool:
@@ -64,12 +63,7 @@ def _active_pool(conn: libvirt.virConnect, name: str) -> libvirt.virStoragePool:
 
 def pool_xml(pool: libvirt.virStoragePool) -> str:
     """Return the pool's persistent XML (drivers without the INACTIVE flag: its only XML)."""
-    try:
-        return pool.XMLDesc(libvirt.VIR_STORAGE_XML_INACTIVE)
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() != libvirt.VIR_ERR_INVALID_ARG:
-            raise
-        return pool.XMLDesc(0)
+    return persistent_xml(pool, libvirt.VIR_STORAGE_XML_INACTIVE)
 
 
 def read_pool_state(pool: libvirt.virStoragePool, list_volumes: bool = True) -> PoolState:
@@ -119,15 +113,10 @@ def get_pool(ctx: AgentContext, name: str) -> PoolState:
         return read_pool_state(lookup_pool(conn, name))
 
 
-def _same_pool(desired: PoolSpec, observed: PoolSpec) -> list[str]:
-    want, have = desired.model_dump(), observed.model_dump()
-    return [
-        key
-        for key, value in want.items()
-        if key != "autostart"
-        and not (key in ("uuid", "source_name") and value is None)
-        and value != have[key]
-    ]
+def _pool_drift(desired: PoolSpec, observed: PoolSpec) -> list[str]:
+    """Return the fields that need a redefinition (uuid and source_name left None are
+    libvirt's choice; autostart is a flag, not XML)."""
+    return drifted_fields(desired, observed, ("uuid", "source_name"), ignored=("autostart",))
 
 
 def ensure_pool(ctx: AgentContext, name: str, spec: PoolSpec) -> ApplyResult:
@@ -137,24 +126,16 @@ def ensure_pool(ctx: AgentContext, name: str, spec: PoolSpec) -> ApplyResult:
     the pool cannot start, and for logical never over an existing signature
     (VIR_STORAGE_POOL_BUILD_NO_OVERWRITE): an agent must not wipe a disk.
     """
-    if spec.name != name:
-        raise invalid_spec("name", f"spec names {spec.name!r} but the path names {name!r}")
+    check_path_name(spec.name, name)
     conn = ctx.connection.get()
     with ctx.locks.hold("pool", name), libvirt_errors(f"ensuring storage pool {name}"):
-        pool = find_pool(conn, name)
-        created = pool is None
-        changed = False
-        restart: list[str] = []
-        current = read_pool_state(pool).spec if pool is not None else None
-        drift = _same_pool(spec, current) if current is not None else ["*"]
-        if drift:
-            desired = spec if pool is None else spec.model_copy(update={"uuid": pool.UUIDString()})
-            was_active = pool is not None and bool(pool.isActive())
-            pool = conn.storagePoolDefineXML(build_pool(desired), 0)
-            changed = True
-            if was_active:
-                restart = drift
-            log.info("defined storage pool %s", name)
+        existing = find_pool(conn, name)
+        current = read_pool_state(existing).spec if existing is not None else None
+        done = define_or_update(
+            f"storage pool {name}", existing, current, spec, _pool_drift,
+            lambda desired: conn.storagePoolDefineXML(build_pool(desired), 0),
+        )  # fmt: skip
+        pool, changed = done.obj, done.changed
         if not pool.isActive():
             try:
                 pool.create(0)
@@ -165,24 +146,20 @@ def ensure_pool(ctx: AgentContext, name: str, spec: PoolSpec) -> ApplyResult:
             changed = True
         else:
             pool.refresh(0)
-        if bool(pool.autostart()) != spec.autostart:
-            pool.setAutostart(1 if spec.autostart else 0)
-            changed = True
-        return ApplyResult(name=name, changed=changed, created=created, restart_required=restart)
+        changed = ensure_autostart(pool, spec.autostart) or changed
+        return ApplyResult(
+            name=name,
+            changed=changed,
+            created=done.created,
+            restart_required=done.restart_required,
+        )
 
 
 def ensure_pool_undefined(ctx: AgentContext, name: str) -> VerbResult:
     """Make pool `name` absent from libvirt (stopped, undefined); its data stays on disk."""
     conn = ctx.connection.get()
     with ctx.locks.hold("pool", name), libvirt_errors(f"undefining storage pool {name}"):
-        pool = find_pool(conn, name)
-        if pool is None:
-            return VerbResult(name=name, changed=False, state="absent")
-        if pool.isActive():
-            pool.destroy()
-        if pool.isPersistent():
-            pool.undefine()
-        return VerbResult(name=name, changed=True, state="absent")
+        return ensure_removed(name, find_pool(conn, name))
 
 
 def get_volume(ctx: AgentContext, pool_name: str, name: str) -> VolumeState:
@@ -200,8 +177,7 @@ def ensure_volume(
 ) -> VolumeApplyResult:
     """Make volume `name` exist as `spec`: create it (a thin clone if it has a backing
     file) or grow it. Shrinking is invalid_spec; another format or backing file is a conflict."""
-    if spec.name != name:
-        raise invalid_spec("name", f"spec names {spec.name!r} but the path names {name!r}")
+    check_path_name(spec.name, name)
     conn = ctx.connection.get()
     with (
         ctx.locks.hold("volume", f"{pool_name}/{name}"),
