@@ -16,8 +16,8 @@ from typing import Any, TypeVar
 import libvirt
 from pydantic import BaseModel
 
-from nodeagent.errors import invalid_spec
-from nodeagent.models import VerbResult
+from nodeagent.errors import invalid_spec, not_found
+from nodeagent.models import ApplyResult, VerbResult
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,14 @@ def lookup_or_none(lookup: Callable[[str], O], name: str, missing_code: int) -> 
         if exc.get_error_code() == missing_code:
             return None
         raise
+
+
+def lookup_or_not_found(lookup: Callable[[str], O], name: str, missing_code: int, what: str) -> O:
+    """Return `lookup(name)`; not_found naming `what` when libvirt answers `missing_code`."""
+    found = lookup_or_none(lookup, name, missing_code)
+    if found is None:
+        raise not_found(what, name)
+    return found
 
 
 def persistent_xml(obj: Any, inactive_flag: int) -> str:
@@ -77,6 +85,16 @@ class Definition:
     created: bool
     changed: bool
     restart_required: list[str] = field(default_factory=list)
+
+    def finish(self, name: str, autostart: bool) -> ApplyResult:
+        """Set the object's autostart flag as asked; return the verb's ApplyResult."""
+        changed = ensure_autostart(self.obj, autostart) or self.changed
+        return ApplyResult(
+            name=name,
+            changed=changed,
+            created=self.created,
+            restart_required=self.restart_required,
+        )
 
 
 def define_or_update(

@@ -10,12 +10,12 @@ from nodeagent.definitions import (
     check_path_name,
     define_or_update,
     drifted_fields,
-    ensure_autostart,
     ensure_removed,
     lookup_or_none,
+    lookup_or_not_found,
     persistent_xml,
 )
-from nodeagent.errors import conflict, libvirt_errors, not_found
+from nodeagent.errors import conflict, libvirt_errors
 from nodeagent.models import ApplyResult, NetworkSpec, NetworkState, VerbResult
 from nodeagent.netxml import NetworkXMLError, build_network, parse_network
 
@@ -39,10 +39,9 @@ def find_network(conn: libvirt.virConnect, name: str) -> libvirt.virNetwork | No
 
 
 def _lookup(conn: libvirt.virConnect, name: str) -> libvirt.virNetwork:
-    net = find_network(conn, name)
-    if net is None:
-        raise not_found("network", name)
-    return net
+    return lookup_or_not_found(
+        conn.networkLookupByName, name, libvirt.VIR_ERR_NO_NETWORK, "network"
+    )
 
 
 def network_xml(net: libvirt.virNetwork) -> str:
@@ -106,13 +105,7 @@ def ensure_network_defined(ctx: AgentContext, name: str, spec: NetworkSpec) -> A
             return conn.networkDefineXML(build_network(desired))
 
         done = define_or_update(f"network {name}", net, current, spec, _xml_drift, define)
-        changed = ensure_autostart(done.obj, spec.autostart) or done.changed
-        return ApplyResult(
-            name=name,
-            changed=changed,
-            created=done.created,
-            restart_required=done.restart_required,
-        )
+        return done.finish(name, spec.autostart)
 
 
 def ensure_network_active(ctx: AgentContext, name: str) -> VerbResult:

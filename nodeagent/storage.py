@@ -14,9 +14,9 @@ from nodeagent.definitions import (
     check_path_name,
     define_or_update,
     drifted_fields,
-    ensure_autostart,
     ensure_removed,
     lookup_or_none,
+    lookup_or_not_found,
     persistent_xml,
 )
 from nodeagent.errors import conflict, invalid_spec, libvirt_errors, not_found
@@ -43,10 +43,8 @@ def find_pool(conn: libvirt.virConnect, name: str) -> libvirt.virStoragePool | N
 
 def lookup_pool(conn: libvirt.virConnect, name: str) -> libvirt.virStoragePool:
     """Return the storage pool called `name`; not_found if missing."""
-    pool = find_pool(conn, name)
-    if pool is None:
-        raise not_found("storage pool", name)
-    return pool
+    missing = libvirt.VIR_ERR_NO_STORAGE_POOL
+    return lookup_or_not_found(conn.storagePoolLookupByName, name, missing, "storage pool")
 
 
 def find_volume(pool: libvirt.virStoragePool, name: str) -> libvirt.virStorageVol | None:
@@ -59,6 +57,14 @@ def _active_pool(conn: libvirt.virConnect, name: str) -> libvirt.virStoragePool:
     if not pool.isActive():
         raise conflict(f"storage pool {name!r} is not active", retryable=True)
     return pool
+
+
+def _existing_volume(conn: libvirt.virConnect, pool_name: str, name: str) -> libvirt.virStorageVol:
+    """Return volume `name` of active pool `pool_name`; not_found if it is missing."""
+    vol = find_volume(_active_pool(conn, pool_name), name)
+    if vol is None:
+        raise not_found("volume", f"{pool_name}/{name}")
+    return vol
 
 
 def pool_xml(pool: libvirt.virStoragePool) -> str:
@@ -135,7 +141,7 @@ def ensure_pool(ctx: AgentContext, name: str, spec: PoolSpec) -> ApplyResult:
             f"storage pool {name}", existing, current, spec, _pool_drift,
             lambda desired: conn.storagePoolDefineXML(build_pool(desired), 0),
         )  # fmt: skip
-        pool, changed = done.obj, done.changed
+        pool = done.obj
         if not pool.isActive():
             try:
                 pool.create(0)
@@ -143,16 +149,10 @@ def ensure_pool(ctx: AgentContext, name: str, spec: PoolSpec) -> ApplyResult:
                 flags = libvirt.VIR_STORAGE_POOL_BUILD_NO_OVERWRITE if spec.type == "logical" else 0
                 pool.build(flags)
                 pool.create(0)
-            changed = True
+            done.changed = True
         else:
             pool.refresh(0)
-        changed = ensure_autostart(pool, spec.autostart) or changed
-        return ApplyResult(
-            name=name,
-            changed=changed,
-            created=done.created,
-            restart_required=done.restart_required,
-        )
+        return done.finish(name, spec.autostart)
 
 
 def ensure_pool_undefined(ctx: AgentContext, name: str) -> VerbResult:
@@ -166,9 +166,7 @@ def get_volume(ctx: AgentContext, pool_name: str, name: str) -> VolumeState:
     """Return volume `name` of pool `pool_name`; not_found if either is missing."""
     conn = ctx.connection.get()
     with libvirt_errors(f"reading volume {pool_name}/{name}"):
-        vol = find_volume(_active_pool(conn, pool_name), name)
-        if vol is None:
-            raise not_found("volume", f"{pool_name}/{name}")
+        vol = _existing_volume(conn, pool_name, name)
         return parse_volume(vol.XMLDesc(0))
 
 
@@ -234,9 +232,7 @@ class VolumeUpload:
     def __init__(self, ctx: AgentContext, pool_name: str, name: str) -> None:
         conn = ctx.connection.get()
         with libvirt_errors(f"uploading to volume {pool_name}/{name}"):
-            vol = find_volume(_active_pool(conn, pool_name), name)
-            if vol is None:
-                raise not_found("volume", f"{pool_name}/{name}")
+            vol = _existing_volume(conn, pool_name, name)
             self._stream = conn.newStream(0)
             try:
                 vol.upload(self._stream, 0, 0, 0)
@@ -272,9 +268,7 @@ def open_volume_download(ctx: AgentContext, pool_name: str, name: str) -> Iterat
     """Return an iterator over a volume's bytes; errors before the first chunk are raised."""
     conn = ctx.connection.get()
     with libvirt_errors(f"downloading volume {pool_name}/{name}"):
-        vol = find_volume(_active_pool(conn, pool_name), name)
-        if vol is None:
-            raise not_found("volume", f"{pool_name}/{name}")
+        vol = _existing_volume(conn, pool_name, name)
         stream = conn.newStream(0)
         try:
             vol.download(stream, 0, 0, 0)

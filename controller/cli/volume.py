@@ -32,6 +32,7 @@ from schemas.meta import format_bytes, parse_bytes
 from schemas.storagepool import StoragePool
 
 volume_app = typer.Typer(help="Move volume images through the host agents.", no_args_is_help=True)
+VolumeArg = Annotated[str, typer.Argument(help="POOL/VOLUME")]
 HostOpt = Annotated[
     str | None, typer.Option("--host", help="Host serving the pool (default: one it is on)")
 ]
@@ -222,7 +223,7 @@ def _volume_command(name: str) -> Callable[[Callable[..., str]], Callable[..., N
 def upload_command(
     store: Store,
     agents: AgentPool,
-    volume: Annotated[str, typer.Argument(help="POOL/VOLUME")],
+    volume: VolumeArg,
     file: Annotated[Path, typer.Argument(help="Image file (qcow2, raw, vmdk, ...)")],
     host: HostOpt = None,
 ) -> str:
@@ -236,7 +237,7 @@ def upload_command(
 def download_command(
     store: Store,
     agents: AgentPool,
-    volume: Annotated[str, typer.Argument(help="POOL/VOLUME")],
+    volume: VolumeArg,
     file: Annotated[Path, typer.Argument(help="Image file to write")],
     disk_format: Annotated[str, typer.Option("--format", help="qcow2 or raw")] = "qcow2",
     host: HostOpt = None,
@@ -251,7 +252,7 @@ def download_command(
 def resize_command(
     store: Store,
     agents: AgentPool,
-    volume: Annotated[str, typer.Argument(help="POOL/VOLUME")],
+    volume: VolumeArg,
     size: Annotated[str, typer.Argument(help="New size, e.g. 20Gi (grow only)")],
     host: HostOpt = None,
 ) -> str:
