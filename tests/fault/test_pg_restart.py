@@ -1,0 +1,400 @@
+"""PostgreSQL itself restarted, crashed or stopped for seconds while the Controller reconciles.
+
+The store runs on a private cluster (tests.helpers.private_pg), never the machine's
+shared server. The fault strikes just before the N-th mutating agent call of the fleet
+(so between two actions of a plan, with other actions in flight), either synchronously
+or racing the pass's own store writes. After it, passes run until the fleet converges;
+then no VM may be lost, running twice, defined twice or started twice, the store must
+read back consistent to a new controller, and a leader must have stood down while the
+database was gone. Each test prints the faults it injected and the violations it found
+(run with -s to see them).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+
+from controller.leader import LeaderElector, lead
+from controller.loop import Controller, PassResult
+from controller.sim import write_fleet
+from controller.store import StoreError, open_store
+from schemas.meta import ConditionStatus, ConditionType
+from tests.fault.faultkit import Clock, FaultFleet
+from tests.helpers.private_pg import PrivatePostgres, private_pg, private_pg_url
+
+__all__ = ["private_pg", "private_pg_url"]  # fixtures used by this module
+
+PASS_BUDGET = 40
+STORE_RETRY_S = 0.5
+OUTAGE_S = 3.0
+LEASE_TTL_S = 2.0
+
+
+@dataclass
+class Trigger:
+    """Counts mutating agent calls fleet-wide; runs `fault` once, before call number `at`.
+
+    Every mutating call's send time is kept, so a test can tell what ran during an outage.
+    """
+
+    at: int | None = None
+    fault: Callable[[], None] | None = None
+    calls: list[float] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def before_call(self) -> None:
+        with self.lock:
+            self.calls.append(time.monotonic())
+            due = self.at is not None and len(self.calls) == self.at
+        if due and self.fault is not None:
+            self.fault()
+
+
+class AtCall(httpx.BaseTransport):
+    """Forwards to a host's transport, telling the trigger of each mutating call first."""
+
+    def __init__(self, inner: httpx.BaseTransport, trigger: Trigger) -> None:
+        self.inner = inner
+        self.trigger = trigger
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method != "GET":
+            self.trigger.before_call()
+        return self.inner.handle_request(request)
+
+
+class WallClock(Clock):
+    """The real UTC clock, for tests whose leases and terms run on real time."""
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC)
+
+    def jump(self, seconds: float) -> None:
+        """Real time moves by itself."""
+
+
+class PgFaultFleet(FaultFleet):
+    """A FaultFleet whose agent links report to `trigger`."""
+
+    def __init__(self, root: Path, url: str, vms: int = 60) -> None:
+        super().__init__(root, vms=vms, url=url)
+        self.trigger = Trigger()
+
+    def transport_for(self, host: str) -> httpx.BaseTransport | None:
+        inner = super().transport_for(host)
+        return None if inner is None else AtCall(inner, self.trigger)
+
+
+@pytest.fixture
+def pg_fleet(tmp_path: Path, private_pg_url: str) -> Iterator[PgFaultFleet]:
+    fleet = PgFaultFleet(tmp_path, private_pg_url)
+    yield fleet
+    fleet.close()
+
+
+def converge(fleet: FaultFleet, ctl: Controller) -> PassResult:
+    """Run passes until one converges; a pass that fails on the store is retried after a
+    short wait (Controller.run waits longer), so an outage of seconds is ridden out."""
+    last = None
+    for _ in range(PASS_BUDGET):
+        try:
+            last = ctl.reconcile()
+        except StoreError as exc:
+            fleet.report.add(f"pass failed on the store ({type(exc).__name__})")
+            time.sleep(STORE_RETRY_S)
+            continue
+        fleet.clock.jump(1)
+        if last.converged:
+            return last
+    raise AssertionError(f"not converged in {PASS_BUDGET} passes: {last and last.not_ready[:5]}")
+
+
+def check_store(fleet: FaultFleet) -> None:
+    """Record store inconsistencies: an object not Ready at its generation, a change log
+    out of order, or a plan a new controller (a new process on the same store) would run."""
+    report = fleet.report
+    with open_store(fleet.url, clock=fleet.clock) as store:
+        for item in store.list().items:
+            status = item.obj.status
+            ready = status.condition(ConditionType.READY.value) if status else None
+            if ready is None or ready.status is not ConditionStatus.TRUE:
+                report.violations.append(f"{item.kind}/{item.name} not Ready in the store")
+            elif status.observed_generation != item.generation:
+                report.violations.append(
+                    f"{item.kind}/{item.name} status is of generation "
+                    f"{status.observed_generation}, object is at {item.generation}"
+                )
+        seqs = [c.seq for c in store.changes_since(0, limit=1_000_000)]
+        if seqs and seqs != list(range(seqs[0], seqs[-1] + 1)):
+            # Numbers come from a counter bumped in the same transaction as the change
+            # rows: a gap or a repeat means a transaction was half kept.
+            report.violations.append("change log numbers skip, repeat or go backwards")
+        if seqs and store.revision() != seqs[-1]:
+            report.violations.append(f"revision {store.revision()} is not the newest change")
+        if store.list_deleted():
+            report.violations.append("tombstones left after convergence")
+    fresh = fleet.controller()
+    result = fresh.reconcile()
+    if result.plan.actions:
+        first = [a.message for a in result.plan.actions[:3]]
+        report.violations.append(f"a new controller plans {len(result.plan.actions)}: {first}")
+    if result.not_ready:
+        report.violations.append(f"a new controller finds not ready: {result.not_ready[:5]}")
+
+
+def finish(fleet: FaultFleet, name: str) -> None:
+    check_store(fleet)
+    report = fleet.check()
+    report.print(name)
+    assert report.faults, "the test injected no fault"
+    assert report.violations == []
+
+
+@pytest.mark.parametrize("mode", ["fast", "immediate"])
+@pytest.mark.parametrize("after", [1, 23, 55])
+def test_restart_between_actions(
+    pg_fleet: PgFaultFleet, private_pg: PrivatePostgres, mode: str, after: int
+) -> None:
+    """The server restarts (fast: sessions rolled back; immediate: a crash and WAL
+    recovery) just before the N-th agent call; the call then runs on a dead pool."""
+
+    def restart() -> None:
+        private_pg.restart(mode)
+        pg_fleet.report.add(f"PostgreSQL restarted -m {mode}")
+
+    pg_fleet.trigger.at, pg_fleet.trigger.fault = after, restart
+    converge(pg_fleet, pg_fleet.controller())
+    finish(pg_fleet, f"restart -m {mode} before agent call {after}")
+
+
+@pytest.mark.parametrize("mode", ["fast", "immediate"])
+def test_restart_races_the_pass_writes(
+    pg_fleet: PgFaultFleet, private_pg: PrivatePostgres, mode: str
+) -> None:
+    """The restart runs beside the pass (not inside an agent call), so it lands wherever
+    the pass is: recording outcomes and events, reading hosts, writing status."""
+    threads: list[threading.Thread] = []
+
+    def restart_beside() -> None:
+        thread = threading.Thread(target=private_pg.restart, args=(mode,))
+        thread.start()
+        threads.append(thread)
+        pg_fleet.report.add(f"PostgreSQL restarted -m {mode} beside the pass")
+
+    pg_fleet.trigger.at, pg_fleet.trigger.fault = 30, restart_beside
+    converge(pg_fleet, pg_fleet.controller())
+    for thread in threads:
+        thread.join()
+    finish(pg_fleet, f"restart -m {mode} racing the pass")
+
+
+@pytest.mark.parametrize("mode", ["fast", "immediate"])
+def test_outage_of_seconds_mid_pass(
+    pg_fleet: PgFaultFleet, private_pg: PrivatePostgres, mode: str
+) -> None:
+    """The server stops mid-pass and comes back OUTAGE_S seconds later: passes fail on the
+    store meanwhile, and the first pass after it finishes the work."""
+    timers: list[threading.Timer] = []
+
+    def stop_for_a_while() -> None:
+        private_pg.stop(mode)
+        pg_fleet.report.add(f"PostgreSQL stopped -m {mode} for {OUTAGE_S:g} s")
+        timer = threading.Timer(OUTAGE_S, private_pg.start)
+        timer.start()
+        timers.append(timer)
+
+    pg_fleet.trigger.at, pg_fleet.trigger.fault = 17, stop_for_a_while
+    converge(pg_fleet, pg_fleet.controller())
+    for timer in timers:
+        timer.join()
+    assert any("pass failed" in k for k in pg_fleet.report.faults), pg_fleet.report.faults
+    finish(pg_fleet, f"outage -m {mode} of {OUTAGE_S:g} s")
+
+
+def test_running_loop_rides_out_an_outage(
+    pg_fleet: PgFaultFleet, private_pg: PrivatePostgres
+) -> None:
+    """Controller.run itself (lease keeper and all) meets an outage mid-pass: it logs the
+    store as unavailable, waits, and converges once the server is back."""
+    pg_fleet.clock = WallClock()
+    back = threading.Event()
+
+    def stop_for_a_while() -> None:
+        private_pg.stop("immediate")
+        pg_fleet.report.add(f"PostgreSQL crashed for {OUTAGE_S:g} s under Controller.run")
+
+        def start() -> None:
+            private_pg.start()
+            back.set()
+
+        threading.Timer(OUTAGE_S, start).start()
+
+    pg_fleet.trigger.at, pg_fleet.trigger.fault = 11, stop_for_a_while
+    ctl = pg_fleet.controller()
+    stop = threading.Event()
+    passes: list[PassResult] = []
+
+    def on_pass(result: PassResult) -> None:
+        passes.append(result)
+        if back.is_set() and result.converged:
+            stop.set()
+
+    runner = threading.Thread(target=ctl.run, args=(stop,), kwargs={"on_pass": on_pass})
+    runner.start()
+    runner.join(timeout=90)
+    stop.set()
+    runner.join()
+    assert back.is_set() and passes and passes[-1].converged, [p.not_ready[:3] for p in passes]
+    finish(pg_fleet, "outage under Controller.run")
+
+
+@dataclass
+class Replica:
+    """One `corral controller` replica: an elector, its current term's controller and the
+    passes its terms ran, as (monotonic time, epoch, result)."""
+
+    identity: str
+    elector: LeaderElector
+    controller: Controller | None = None
+    passes: list[tuple[float, int, PassResult]] = field(default_factory=list)
+
+
+def test_leader_stands_down_while_postgres_is_down(
+    tmp_path: Path, private_pg_url: str, private_pg: PrivatePostgres
+) -> None:
+    """Two replicas elect a leader on the private cluster; new VMs arrive and the server
+    stops in the middle of the pass that starts them, for longer than the lead's TTL.
+    The pass in flight may finish its actions while the lead is still valid; after that
+    no agent is acted on and both replicas stand down. More VMs arrive meanwhile; once the
+    server is back, one replica leads and starts them, each VM started once."""
+    fleet = PgFaultFleet(tmp_path, private_pg_url, vms=12)
+    fleet.clock = WallClock()
+    stop = threading.Event()
+    replicas = [
+        Replica(name, LeaderElector(open_store(private_pg_url), name, ttl_s=LEASE_TTL_S))
+        for name in ("ctl-a", "ctl-b")
+    ]
+    fleet.stores.extend(r.elector.store for r in replicas)
+    threads = [
+        threading.Thread(
+            target=lead, args=(r.elector, term_of(fleet, r), stop), kwargs={"retry_s": 0.3}
+        )
+        for r in replicas
+    ]
+    down = threading.Event()
+    down_at = [0.0]
+
+    def stop_mid_pass() -> None:
+        private_pg.stop("fast")
+        down_at[0] = time.monotonic()
+        down.set()
+        fleet.report.add(
+            f"PostgreSQL stopped mid-pass under a leader for {OUTAGE_S + LEASE_TTL_S:g} s"
+        )
+
+    try:
+        for thread in threads:
+            thread.start()
+        assert wait_for(lambda: converged_since(replicas, 0.0), 60), passes_seen(replicas, 0.0)
+
+        fleet.trigger.at, fleet.trigger.fault = len(fleet.trigger.calls) + 4, stop_mid_pass
+        fleet.vms = 24
+        write_fleet(fleet.manifests, fleet.vms, hosts=len(fleet.names))
+        for replica in replicas:
+            if replica.controller is not None:
+                replica.controller.trigger()
+        assert down.wait(30), "the leader never acted on the new VMs"
+        time.sleep(OUTAGE_S + LEASE_TTL_S)
+        fleet.vms = 30  # more work that only a leader after the outage can do
+        write_fleet(fleet.manifests, fleet.vms, hosts=len(fleet.names))
+        leaders_while_down = [r.identity for r in replicas if r.elector.current is not None]
+        up_at = time.monotonic()
+        private_pg.start()
+
+        lease_over = down_at[0] + LEASE_TTL_S
+        in_lease = [t for t in fleet.trigger.calls if down_at[0] <= t < lease_over]
+        after_lease = [t for t in fleet.trigger.calls if lease_over <= t < up_at]
+        fleet.report.add("agent calls of the pass in flight, within the lead", len(in_lease))
+        if after_lease:
+            fleet.report.violations.append(
+                f"{len(after_lease)} agent calls after the lead ran out with PostgreSQL down"
+            )
+        if leaders_while_down:
+            fleet.report.violations.append(f"leading with the store down: {leaders_while_down}")
+
+        assert wait_for(lambda: converged_since(replicas, up_at), 60), passes_seen(replicas, up_at)
+        terms = {(r.identity, epoch) for r in replicas for at, epoch, _ in r.passes if at >= up_at}
+        if len(terms) != 1:
+            fleet.report.violations.append(f"terms that ran passes after the outage: {terms}")
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=30)
+    report = fleet.check()
+    report.print("leader with PostgreSQL down")
+    fleet.close()
+    assert report.violations == []
+
+
+def term_of(
+    fleet: FaultFleet, replica: Replica
+) -> Callable[[int], Callable[[threading.Event], None]]:
+    """Return a `start` for controller.leader.lead, as replica_term in controller.cli.controller
+    does: each term a new Controller fenced with the term's epoch; a term that cannot start
+    (the store is down) ends at once and the replica stands by again."""
+
+    def start(epoch: int) -> Callable[[threading.Event], None]:
+        try:
+            ctl = fleet.controller(identity=replica.identity)
+        except StoreError:
+            return lambda _term_stop: None
+        ctl.store.set_fencing_token(epoch)
+        ctl.leases.epoch = epoch
+        replica.controller = ctl
+
+        def on_pass(result: PassResult) -> None:
+            replica.passes.append((time.monotonic(), epoch, result))
+
+        return lambda term_stop: ctl.run(term_stop, on_pass=on_pass)
+
+    return start
+
+
+def converged_since(replicas: list[Replica], since: float) -> bool:
+    """Return whether some replica's pass that started after `since` converged."""
+    return any(
+        result.converged and at - result.elapsed_s >= since
+        for r in replicas
+        for at, _epoch, result in r.passes
+    )
+
+
+def passes_seen(replicas: list[Replica], since: float) -> str:
+    """Return the passes run after `since`, one line each, for a failure message."""
+    lines = [
+        f"{r.identity} term {epoch} at +{at - since:.1f}s: {len(result.plan.actions)} actions,"
+        f" {len(result.failed)} failed {[o.error for o in result.failed[:2]]},"
+        f" not ready {result.not_ready[:3]}, requeue {result.requeue_after_s:.1f}s"
+        for r in replicas
+        for at, epoch, result in r.passes
+        if at >= since
+    ]
+    return "not converged after the outage; passes:\n" + "\n".join(lines)
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float) -> bool:
+    """Poll `condition` every 0.1 s until it holds or `timeout_s` passes; return it."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return condition()
