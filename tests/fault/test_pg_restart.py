@@ -12,6 +12,9 @@ database was gone. Each test prints the faults it injected and the violations it
 
 from __future__ import annotations
 
+import importlib.util
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -22,12 +25,15 @@ from pathlib import Path
 import httpx
 import pytest
 
+from controller.agents import AgentClient
 from controller.leader import LeaderElector, lead
 from controller.loop import Controller, PassResult
 from controller.sim import write_fleet
 from controller.store import StoreError, open_store
+from controller.store.fencing import holder_hash
 from schemas.meta import ConditionStatus, ConditionType
-from tests.fault.faultkit import Clock, FaultFleet
+from tests.e2e.e2ekit import REPO_ROOT, start_agent, stop_agent
+from tests.fault.faultkit import Clock, FaultFleet, Report
 from tests.helpers.private_pg import PrivatePostgres, private_pg, private_pg_url
 
 __all__ = ["private_pg", "private_pg_url"]  # fixtures used by this module
@@ -398,3 +404,133 @@ def wait_for(condition: Callable[[], bool], timeout_s: float) -> bool:
             return True
         time.sleep(0.1)
     return condition()
+
+
+HOST_MANIFEST = """\
+apiVersion: corral.dev/v1alpha1
+kind: Host
+metadata:
+  name: h1
+spec:
+  address: {address}
+  virtualization: qemu
+"""
+
+VM_MANIFEST = """\
+apiVersion: corral.dev/v1alpha1
+kind: VirtualMachine
+metadata:
+  name: {name}
+spec:
+  cpus: 1
+  memory: 128Mi
+  boot:
+    kernel: /boot/vmlinuz
+"""
+
+
+class ControllerProcess:
+    """One `corral controller` replica process on the private cluster, logging to a file."""
+
+    def __init__(self, identity: str, manifests: Path, db: str, work: Path) -> None:
+        self.identity = identity
+        self.log = work / f"{identity}.log"
+        argv = [
+            sys.executable, "-m", "controller.cli.main", "controller", str(manifests),
+            "--db", db,
+            "--identity", identity,
+            "--state-dir", str(work / identity),
+            "--lease-ttl", str(LEASE_TTL_S),
+            "--poll", "0.2",
+            "--resync", "2",
+        ]  # fmt: skip
+        out = open(self.log, "wb")  # noqa: SIM115 - the child writes to it for its whole life
+        self.process = subprocess.Popen(argv, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def end(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def test_corral_controller_replicas_stand_down_and_one_returns(
+    tmp_path: Path, private_pg_url: str, private_pg: PrivatePostgres
+) -> None:
+    """Two `corral controller` processes and a real agent (libvirt's test driver). The
+    server stops for longer than the lead's TTL while a new VM is committed: the leader's
+    term ends, nothing is defined meanwhile; once the server is back one replica leads,
+    the VM runs and the agent's lease carries the store's term."""
+    if importlib.util.find_spec("libvirt") is None:
+        pytest.skip("libvirt-python is not installed (the agent needs it)")
+    manifests = tmp_path / "fleet"
+    manifests.mkdir()
+    agent = start_agent("test:///default", tmp_path / "agent.log")
+    client = AgentClient(agent.address)
+    replicas: list[ControllerProcess] = []
+    report = Report()
+    try:
+        (manifests / "host.yaml").write_text(HOST_MANIFEST.format(address=agent.address))
+        (manifests / "vm-a.yaml").write_text(VM_MANIFEST.format(name="vm-a"))
+        replicas = [
+            ControllerProcess(name, manifests, private_pg_url, tmp_path)
+            for name in ("ctl-a", "ctl-b")
+        ]
+        logs = lambda: "\n".join(f"--- {r.identity}\n{r.output()[-3000:]}" for r in replicas)  # noqa: E731
+        assert wait_for(lambda: domains(client).get("vm-a") == "running", 90), logs()
+        assert wait_for(lambda: sum("leading in term" in r.output() for r in replicas) == 1, 10)
+
+        private_pg.stop("fast")
+        down_at = time.monotonic()
+        report.add(f"PostgreSQL stopped for {OUTAGE_S + LEASE_TTL_S:g} s under two replicas")
+        (manifests / "vm-b.yaml").write_text(VM_MANIFEST.format(name="vm-b"))
+        ended = wait_for(lambda: any(" over; standing by" in r.output() for r in replicas), 10)
+        stood_down_s = time.monotonic() - down_at
+        time.sleep(max(0.0, OUTAGE_S + LEASE_TTL_S - stood_down_s))
+        if not ended:
+            report.violations.append("the leader's term did not end with the store down")
+        if "vm-b" in domains(client):
+            report.violations.append("vm-b was defined while the store was down")
+        leading_before = [r.output().count("leading in term") for r in replicas]
+        private_pg.start()
+        up_at = time.monotonic()
+
+        assert wait_for(lambda: domains(client).get("vm-b") == "running", 90), logs()
+        back_s = time.monotonic() - up_at
+        with open_store(private_pg_url) as store:
+            term = store.leader_term()
+        lease = client.get_lease()
+        led_after = [
+            r.identity
+            for r, before in zip(replicas, leading_before, strict=True)
+            if r.output().count("leading in term") > before
+        ]
+        if len(led_after) != 1:
+            report.violations.append(f"replicas that led after the outage: {led_after}")
+        elif (holder_hash(lease.holder or ""), lease.epoch) != (term.holder, term.epoch):
+            report.violations.append(
+                f"agent lease {lease.holder}/{lease.epoch} is not the store's term {term.epoch}"
+            )
+        if any(r.process.poll() is not None for r in replicas):
+            report.violations.append("a replica exited")
+        print(
+            f"\nleader stood down {stood_down_s:.1f} s after PostgreSQL stopped"
+            f" (lease {LEASE_TTL_S:g} s); {led_after} led again and vm-b ran"
+            f" {back_s:.1f} s after it started (term {term.epoch})"
+        )
+    finally:
+        for replica in replicas:
+            replica.end()
+        stop_agent(agent.process)
+    report.print("corral controller replicas with PostgreSQL down")
+    assert report.violations == [], logs()
+
+
+def domains(client: AgentClient) -> dict[str, str]:
+    """Return the agent's domains by name, with their state."""
+    return {d.name: d.state for d in client.get_state().domains}
