@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import JSONResponse
 
 from controller.api.auth import require
@@ -19,6 +19,8 @@ from schemas.kinds import KINDS, PLURALS, resolve_kind
 Reader = Annotated[Identity, Depends(require(Verb.READ))]
 Service = Annotated[ObjectService, Depends(service)]
 MAX_EVENTS = 1000
+MAX_ID = 2**63 - 1
+"""The largest plan id the store can hold (a signed 64-bit key): larger ones cannot exist."""
 
 
 def event_json(event: EventRecord) -> dict[str, Any]:
@@ -122,7 +124,9 @@ def history_router() -> APIRouter:
         summary="Get one plan with its outcomes",
         responses={200: _json({"type": "object"}, "A Plan"), **ERRORS},
     )
-    def get_plan(plan_id: int, identity: Reader, objects: Service) -> JSONResponse:
+    def get_plan(
+        plan_id: Annotated[int, Path(ge=1, le=MAX_ID)], identity: Reader, objects: Service
+    ) -> JSONResponse:
         try:
             record = objects.store.get_plan(plan_id)
         except NotFound:
