@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import JSONResponse
 
 from controller.api.auth import require
-from controller.api.errors import NOT_FOUND, ApiError
+from controller.api.errors import BAD_REQUEST, NOT_FOUND, ApiError, Detail
 from controller.api.objects import ObjectService
 from controller.api.rbac import Identity, Verb
 from controller.api.routes import API_PREFIX, ERRORS, _json, service
@@ -89,6 +89,14 @@ def history_router() -> APIRouter:
         since: datetime | None = None,
         limit: Annotated[int, Query(ge=1, le=MAX_EVENTS)] = 100,
     ) -> JSONResponse:
+        if since is not None and since.tzinfo is None:
+            # Stored timestamps are UTC: a naive one cannot be compared (the store refuses it).
+            raise ApiError(
+                400,
+                BAD_REQUEST,
+                f"query.since: give a timezone (Z), got {since.isoformat()}",
+                (Detail("query.since", "no timezone", "timezone_aware"),),
+            )
         resolved = None
         if kind is not None:
             resolved = resolve_kind(kind) or (kind if kind in ("Source", "Controller") else None)
