@@ -203,7 +203,10 @@ def kind_router(kind: str) -> APIRouter:
         operation_id=f"get_{plural}_status",
         summary=f"Get a {kind}'s status (written only by the controller)",
         responses={
-            200: _json(_ref(status_name), "The status, or null before the first pass"),
+            200: _json(
+                {"anyOf": [_ref(status_name), {"type": "null"}]},
+                "The status, or null before the first pass",
+            ),
             **ERRORS,
         },
     )

@@ -1,0 +1,33 @@
+"""Responses match what controller/api/openapi.json declares for their operation and code."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import jsonschema
+import pytest
+from apikit import Tokens, bearer, vm_doc
+
+from controller.api.openapi import OPENAPI_PATH
+
+pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+DOC = json.loads(OPENAPI_PATH.read_text())
+
+
+def assert_documented(path: str, method: str, response: Any) -> None:
+    """Fail unless the document declares the response's code and its body fits the schema."""
+    declared = DOC["paths"][path][method]["responses"]
+    code = str(response.status_code)
+    assert code in declared, f"{method.upper()} {path}: {code} not in {sorted(declared)}"
+    schema = declared[code]["content"]["application/json"]["schema"]
+    jsonschema.validate(response.json(), {**schema, "components": DOC["components"]})
+
+
+def test_status_before_the_first_pass_is_a_documented_null(client, issued: Tokens) -> None:
+    auth = bearer(issued.admin)
+    assert client.post("/api/v1/virtualmachines", json=vm_doc("web-1"), headers=auth).is_success
+    response = client.get("/api/v1/virtualmachines/web-1/status", headers=auth)
+    assert response.status_code == 200
+    assert response.json() is None
+    assert_documented("/api/v1/virtualmachines/{name}/status", "get", response)
