@@ -58,7 +58,7 @@ def _maintenance(on: bool) -> Any:
 def action_router() -> APIRouter:
     """Return the action routes."""
     router = APIRouter(prefix=API_PREFIX, tags=["actions"])
-    written = {200: _json({"anyOf": [_ref("VirtualMachine"), _ref("DryRun")]}, "The result")}
+    written = _written("VirtualMachine")
 
     @router.post(
         "/virtualmachines/{name}/migrate",
@@ -106,7 +106,7 @@ def action_router() -> APIRouter:
         ("drain", True, DRAIN_REQUESTED, "put in maintenance"),
         ("undrain", False, UNDRAIN_REQUESTED, "taken out of maintenance"),
     ):
-        _host_action(router, path, on, reason, verb, written)
+        _host_action(router, path, on, reason, verb)
 
     @router.post(
         "/{plural}/{name}/release",
@@ -147,14 +147,17 @@ def action_router() -> APIRouter:
     return router
 
 
-def _host_action(
-    router: APIRouter, path: str, on: bool, reason: str, verb: str, written: dict[int, Any]
-) -> None:
+def _written(kind: str) -> dict[int | str, dict[str, Any]]:
+    """Return the 200 response of an action that writes an object of `kind` (or dry-runs)."""
+    return {200: _json({"anyOf": [_ref(kind), _ref("DryRun")]}, f"The {kind} as written")}
+
+
+def _host_action(router: APIRouter, path: str, on: bool, reason: str, verb: str) -> None:
     @router.post(
         f"/hosts/{{name}}/{path}",
         operation_id=f"{path}_hosts",
         summary=f"Set the host's spec.maintenance to {str(on).lower()}",
-        responses={**written, **ERRORS},
+        responses={**_written("Host"), **ERRORS},
     )
     def host_action(
         name: str, identity: Operator, objects: Service, dry_run: DryRun = False

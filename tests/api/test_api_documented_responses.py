@@ -7,7 +7,7 @@ from typing import Any
 
 import jsonschema
 import pytest
-from apikit import Tokens, bearer, vm_doc
+from apikit import Tokens, bearer, host, vm_doc
 
 from controller.api.openapi import OPENAPI_PATH
 
@@ -31,3 +31,19 @@ def test_status_before_the_first_pass_is_a_documented_null(client, issued: Token
     assert response.status_code == 200
     assert response.json() is None
     assert_documented("/api/v1/virtualmachines/{name}/status", "get", response)
+
+
+@pytest.mark.parametrize("action", ["drain", "undrain"])
+@pytest.mark.parametrize("dry_run", [False, True], ids=["write", "dry-run"])
+def test_host_actions_answer_the_documented_host(
+    client, issued: Tokens, action: str, dry_run: bool
+) -> None:
+    auth = bearer(issued.admin)
+    doc = host("host-a").model_dump(mode="json", by_alias=True, exclude_none=True)
+    assert client.post("/api/v1/hosts", json=doc, headers=auth).is_success
+    response = client.post(
+        f"/api/v1/hosts/host-a/{action}", params={"dryRun": dry_run}, headers=auth
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["kind"] == ("DryRun" if dry_run else "Host")
+    assert_documented(f"/api/v1/hosts/{{name}}/{action}", "post", response)
