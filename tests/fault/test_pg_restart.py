@@ -29,7 +29,7 @@ from controller.agents import AgentClient
 from controller.leader import LeaderElector, lead
 from controller.loop import Controller, PassResult
 from controller.sim import write_fleet
-from controller.store import StoreError, open_store
+from controller.store import Store, StoreError, open_store
 from controller.store.fencing import holder_hash
 from schemas.meta import ConditionStatus, ConditionType
 from tests.e2e.e2ekit import REPO_ROOT, start_agent, stop_agent
@@ -123,11 +123,18 @@ def converge(fleet: FaultFleet, ctl: Controller) -> PassResult:
     raise AssertionError(f"not converged in {PASS_BUDGET} passes: {last and last.not_ready[:5]}")
 
 
-def check_store(fleet: FaultFleet) -> None:
+def check_store(fleet: FaultFleet) -> int:
     """Record store inconsistencies: an object not Ready at its generation, a change log
-    out of order, or a plan a new controller (a new process on the same store) would run."""
+    out of order, more plans left open than passes failed, or a plan a new controller (a
+    new process on the same store) would run. Return how many plans were left open."""
     report = fleet.report
+    failed_passes = sum(n for k, n in report.faults.items() if k.startswith("pass failed"))
     with open_store(fleet.url, clock=fleet.clock) as store:
+        # A pass that fails on the store after recording its plan cannot finish it; the
+        # history keeps it open (the loop never reads it back).
+        open_plans = sum(p.finished_at is None for p in store.list_plans(limit=1000))
+        if open_plans > failed_passes:
+            report.violations.append(f"{open_plans} plans open after {failed_passes} failed passes")
         for item in store.list().items:
             status = item.obj.status
             ready = status.condition(ConditionType.READY.value) if status else None
@@ -154,14 +161,37 @@ def check_store(fleet: FaultFleet) -> None:
         report.violations.append(f"a new controller plans {len(result.plan.actions)}: {first}")
     if result.not_ready:
         report.violations.append(f"a new controller finds not ready: {result.not_ready[:5]}")
+    return open_plans
 
 
 def finish(fleet: FaultFleet, name: str) -> None:
-    check_store(fleet)
+    open_plans = check_store(fleet)
     report = fleet.check()
     report.print(name)
+    print(f"  plans left open by a pass that failed on the store: {open_plans}")
     assert report.faults, "the test injected no fault"
     assert report.violations == []
+
+
+@pytest.mark.parametrize("mode", ["fast", "immediate"])
+def test_pooled_connections_dead_after_a_restart_are_replaced(
+    private_pg_url: str, private_pg: PrivatePostgres, mode: str
+) -> None:
+    """Every connection the pool held died with the server; the first store call after
+    the restart gets a new one instead of failing (and so does every later one)."""
+    with open_store(private_pg_url) as store:
+        before = store.revision()
+        pids = {backend_pid(store) for _ in range(3)}
+        private_pg.restart(mode)
+        assert store.revision() == before
+        assert store.list_plans() == []
+        assert pids.isdisjoint({backend_pid(store)})
+
+
+def backend_pid(store: Store) -> int:
+    """Return the server process id of the connection the store's pool hands out now."""
+    with store.engine.connect() as conn:
+        return conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
 
 
 @pytest.mark.parametrize("mode", ["fast", "immediate"])
@@ -226,7 +256,7 @@ def test_outage_of_seconds_mid_pass(
 
 
 def test_running_loop_rides_out_an_outage(
-    pg_fleet: PgFaultFleet, private_pg: PrivatePostgres
+    pg_fleet: PgFaultFleet, private_pg: PrivatePostgres, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Controller.run itself (lease keeper and all) meets an outage mid-pass: it logs the
     store as unavailable, waits, and converges once the server is back."""
@@ -259,6 +289,9 @@ def test_running_loop_rides_out_an_outage(
     stop.set()
     runner.join()
     assert back.is_set() and passes and passes[-1].converged, [p.not_ready[:3] for p in passes]
+    failed = [r for r in caplog.records if "pass failed: the store is unavailable" in r.message]
+    assert failed, "no pass met the outage"
+    pg_fleet.report.add("pass failed on the store (logged by Controller.run)", len(failed))
     finish(pg_fleet, "outage under Controller.run")
 
 
