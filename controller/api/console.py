@@ -27,7 +27,7 @@ from controller.agents import AgentClient, AgentClientError
 from controller.api.auth import require
 from controller.api.errors import FORBIDDEN, NOT_FOUND, ApiError, status_body
 from controller.api.rbac import Identity, Role, Verb
-from controller.api.routes import API_PREFIX
+from controller.api.routes import API_PREFIX, ERRORS, _json, _ref
 from controller.console import (
     ConsoleTarget,
     ConsoleUnavailable,
@@ -218,6 +218,10 @@ def console_router() -> APIRouter:
         response_model=GraphicsTicket,
         operation_id="issueGraphicsTicket",
         summary="A one-time ticket for the VM's display (operator)",
+        responses={
+            **ERRORS,
+            503: _json(_ref("Status"), "No agent access, or the VM's agent is unreachable"),
+        },
     )
     def issue_ticket(
         request: Request,

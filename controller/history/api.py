@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from controller.api.auth import require
 from controller.api.errors import BAD_REQUEST, ApiError, Detail
 from controller.api.rbac import Identity, Verb
+from controller.api.routes import ERRORS
 from controller.history.model import Period, Subject
 from controller.history.warehouse import Warehouse, rollups_json
 
@@ -49,7 +50,7 @@ def _visible(request: Request, identity: Identity) -> set[tuple[str, str]] | Non
 
 def history_api_router() -> APIRouter:
     """Return the history views' routes."""
-    router = APIRouter(prefix="/api/v1/history", tags=["history"])
+    router = APIRouter(prefix="/api/v1/history", tags=["history"], responses=ERRORS)
 
     @router.get("/rollups", operation_id="list_history_rollups", summary="Hourly/daily roll-ups")
     async def list_rollups(

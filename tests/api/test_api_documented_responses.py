@@ -47,3 +47,41 @@ def test_host_actions_answer_the_documented_host(
     assert response.status_code == 200, response.text
     assert response.json()["kind"] == ("DryRun" if dry_run else "Host")
     assert_documented(f"/api/v1/hosts/{{name}}/{action}", "post", response)
+
+
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        ("/api/v1/history/rollups", {"until": "2024-01-01T00:00:00"}),
+        ("/api/v1/history/samples", {"since": "not a time"}),
+    ],
+    ids=["rollups-naive-until", "samples-bad-since"],
+)
+def test_history_refusals_are_documented(
+    client, issued: Tokens, path: str, params: dict[str, str]
+) -> None:
+    response = client.get(path, params=params, headers=bearer(issued.viewer))
+    assert response.status_code == 400, response.text
+    assert_documented(path, "get", response)
+    anonymous = client.get(path)
+    assert anonymous.status_code == 401
+    assert_documented(path, "get", anonymous)
+
+
+@pytest.mark.parametrize(
+    ("vm_exists", "code"), [(False, 404), (True, 404)], ids=["no-such-vm", "vm-not-running"]
+)
+def test_graphics_ticket_refusals_are_documented(
+    client, issued: Tokens, vm_exists: bool, code: int
+) -> None:
+    auth = bearer(issued.admin)
+    if vm_exists:
+        assert client.post("/api/v1/virtualmachines", json=vm_doc("web-1"), headers=auth).is_success
+    response = client.post("/api/v1/virtualmachines/web-1/graphics-tickets", headers=auth)
+    assert response.status_code == code, response.text
+    assert_documented("/api/v1/virtualmachines/{name}/graphics-tickets", "post", response)
+    viewer = client.post(
+        "/api/v1/virtualmachines/web-1/graphics-tickets", headers=bearer(issued.viewer)
+    )
+    assert viewer.status_code == 403
+    assert_documented("/api/v1/virtualmachines/{name}/graphics-tickets", "post", viewer)
