@@ -19,6 +19,7 @@ from fastapi import Body, Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import HTTPConnection
 
 from nodeagent import __version__, balloon, domains, migration, networks, snapshots, storage
@@ -35,6 +36,7 @@ from nodeagent.models import (
     BalloonRequest,
     DomainSpec,
     DomainState,
+    ErrorType,
     Health,
     HostState,
     HostStats,
@@ -61,8 +63,10 @@ log = logging.getLogger(__name__)
 
 KEEPALIVE_S = 15.0
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": AgentError} for code in (403, 404, 409, 422, 424, 502, 503)
+    code: {"model": AgentError} for code in (400, 403, 404, 409, 422, 424, 502, 503)
 }
+_HTTP_ERROR_TYPES: dict[int, ErrorType] = {403: "unauthorized", 404: "not_found", 409: "conflict"}
+"""Error type of a refusal made by the HTTP layer itself; any other status is invalid_spec."""
 
 
 def _error_response(error: AgentError, status: int) -> JSONResponse:
@@ -176,6 +180,17 @@ def create_app(agent: Agent | None = None) -> FastAPI:
     @app.exception_handler(AgentFailure)
     async def _agent_failure(_request: Request, exc: AgentFailure) -> JSONResponse:
         return _error_response(exc.error, exc.status_code)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # A body that cannot be decoded is refused by FastAPI itself (400) before validation;
+        # the client still gets the typed error every agent failure has.
+        error = AgentError(
+            type=_HTTP_ERROR_TYPES.get(exc.status_code, "invalid_spec"),
+            message=str(exc.detail),
+            field="body" if exc.status_code == 400 else None,
+        )
+        return JSONResponse(error.model_dump(), status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
