@@ -347,6 +347,9 @@ class NetworkSpec(WireModel):
                 raise ValueError("mode bridge takes no ipv4_cidr or DHCP (the bridge has its own)")
         elif self.vlan_id is not None:
             raise ValueError("vlan_id needs mode bridge")
+        if self.mode == "nat" and self.ipv4_cidr is None:
+            # libvirt refuses the definition ("nat forwarding requested, but no IP address").
+            raise ValueError("mode nat needs ipv4_cidr (the host side address/prefix)")
         if self.forward_dev is not None and self.mode != "nat":
             raise ValueError("forward_dev needs mode nat")
         if (self.dhcp_start is None) != (self.dhcp_end is None):
