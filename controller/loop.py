@@ -704,9 +704,15 @@ class Controller:
             stop.wait(max(0.01, min(due.values()) - time.monotonic()))
 
     def _sleep(self, stop: threading.Event, delay: float) -> None:
-        """Wait `delay` seconds, or less when triggered or when another writer changed the
-        store (the API, `corral reconcile`): any such change is a reason to look again."""
+        """Wait `delay` seconds, or less when triggered, when another writer changed the
+        store (the API, `corral reconcile`), or when the store answers again after it did
+        not: any such change is a reason to look again.
+
+        While the store was away no host lease could be renewed (a renewal's send time is
+        stored before it is sent), so agents may have fenced their HA VMs; the store's
+        revision does not show that, and waiting for the resync would leave them down."""
         seen = self._store_revision()
+        away = False
         deadline = time.monotonic() + delay
         next_check = time.monotonic() + 1.0
         while not stop.is_set() and time.monotonic() < deadline:
@@ -714,8 +720,10 @@ class Controller:
                 return
             if time.monotonic() >= next_check:
                 next_check = time.monotonic() + 1.0
-                if self._store_revision() > seen:
+                revision = self._store_revision()
+                if revision > seen or (away and revision >= 0):
                     return
+                away = revision < 0
 
     def _store_revision(self) -> int:
         try:

@@ -295,6 +295,71 @@ def test_running_loop_rides_out_an_outage(
     finish(pg_fleet, "outage under Controller.run")
 
 
+def make_ha(fleet: FaultFleet, lease_ttl_s: int) -> None:
+    """Rewrite the fleet's manifests: every VM HA, every host leased for `lease_ttl_s`."""
+    hosts = fleet.manifests / "hosts.yaml"
+    fencing = f"  virtualization: qemu\n  fencing:\n    leaseTtlS: {lease_ttl_s}\n"
+    hosts.write_text(hosts.read_text().replace("  virtualization: qemu\n", fencing))
+    for path in fleet.manifests.glob("vms-*.yaml"):
+        ha = "  template: small\n  ha:\n    enabled: true\n"
+        path.write_text(path.read_text().replace("  template: small\n", ha))
+
+
+def test_outage_longer_than_the_host_leases_fences_ha_vms_once(
+    pg_fleet: PgFaultFleet, private_pg: PrivatePostgres
+) -> None:
+    """With the store down, no controller can renew the hosts' leases (the renewal's send
+    time must be stored first): an outage longer than the lease TTL makes every agent
+    fence its HA VMs. Once the server is back, Controller.run starts each fenced VM once
+    more, and none runs twice."""
+    ttl_s = 2
+    make_ha(pg_fleet, ttl_s)
+    pg_fleet.clock = WallClock()
+    ctl = pg_fleet.controller()
+    stop = threading.Event()
+    passes: list[tuple[float, PassResult]] = []
+    runner = threading.Thread(
+        target=ctl.run,
+        args=(stop,),
+        kwargs={"on_pass": lambda r: passes.append((time.monotonic(), r))},
+    )
+    runner.start()
+    try:
+        assert wait_for(lambda: bool(passes) and passes[-1][1].converged, 60)
+        private_pg.stop("fast")
+        time.sleep(ttl_s + OUTAGE_S)
+        pg_fleet.report.add(f"PostgreSQL stopped for {ttl_s + OUTAGE_S:g} s (host lease {ttl_s} s)")
+        for host in pg_fleet.fleet.hosts.values():
+            # A real agent's watchdog fences on its own timer; the simulated one when read.
+            host.state_document()
+        up_at = time.monotonic()
+        private_pg.start()
+        converged = wait_for(lambda: any(at > up_at and r.converged for at, r in passes), 60)
+        back_s = time.monotonic() - up_at
+    finally:
+        stop.set()
+        runner.join()
+    fenced = {r.vm for host in pg_fleet.fleet.hosts.values() for r in host.lease_state().fenced}
+    assert converged, [
+        (
+            round(at - up_at, 1),
+            len(r.plan.actions),
+            [o.error for o in r.failed[:2]],
+            r.not_ready[:2],
+        )
+        for at, r in passes
+    ]
+    pg_fleet.report.add("HA VMs fenced by their agents", len(fenced))
+    starts = pg_fleet.fleet.starts()
+    for vm in sorted(fenced):
+        if starts.get(vm) == 2:  # once before the outage, once after its fence
+            starts[vm] = 1
+    pg_fleet.fleet.starts = lambda: starts  # type: ignore[method-assign]
+    print(f"\n{len(fenced)} of {pg_fleet.vms} HA VMs fenced; all running {back_s:.1f} s after")
+    assert len(fenced) == pg_fleet.vms
+    finish(pg_fleet, "outage longer than the host leases, HA VMs")
+
+
 @dataclass
 class Replica:
     """One `corral controller` replica: an elector, its current term's controller and the
