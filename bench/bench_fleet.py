@@ -88,13 +88,13 @@ class Fleet:
                 "--latency-scale",
                 str(latency_scale),
             ],
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
         )
         assert self.child.stdout is not None
         self.port = int(self.child.stdout.readline())
-        self.routed = RoutedTransport(self.port)
-        self.transport_for = lambda _host: self.routed
+        self.transport_for = lambda _host: RoutedTransport(self.port)
 
     def _view(self, what: str) -> dict:
         import httpx
@@ -117,7 +117,6 @@ class Fleet:
 
     def close(self) -> None:
         if self.child is not None:
-            self.routed.shutdown()
             self.child.kill()
             self.child.wait()
 

@@ -3,11 +3,12 @@
 In-process (`SimFleet.transport_for`), the simulated hosts spend the controller's own
 CPU and memory: fine for fault tests, wrong for measuring the controller. Here one
 server answers every simulated host's agent API on 127.0.0.1, telling hosts apart by
-the Host header (`h0001.sim:8470`), and `RoutedTransport` sends a controller's
-requests there over TCP, so the controller's process holds only the controller.
+the Host header (`h0001.sim:8470`), and a `RoutedTransport` per host sends a
+controller's requests there over TCP, so the controller's process holds only the
+controller.
 
 `python -m controller.sim.serve --hosts h0000,h0001 [--latency-scale S]` prints the
-port it listens on, then serves until killed. `GET /_sim/running` and
+port it listens on, then serves until its standard input closes. `GET /_sim/running` and
 `GET /_sim/starts` report the fleet's domains for a benchmark's checks; they are the
 simulation's own paths, not the agent's.
 """
@@ -98,28 +99,23 @@ def serve_fleet(fleet: SimFleet, host: str = "127.0.0.1", port: int = 0) -> _Fle
 
 
 class RoutedTransport(httpx.HTTPTransport):
-    """Sends every simulated host's requests to the fleet server at 127.0.0.1:`port`,
-    keeping the host's name in the Host header. One instance serves every host: its
-    connection pool is shared, and closing one client does not close it."""
+    """Sends one simulated host's requests to the fleet server at 127.0.0.1:`port`,
+    keeping the host's name in the Host header (one per host, as a real agent's client
+    has its own connections: one pool shared by 1,000 hosts costs a scan of all its
+    connections per request)."""
 
-    def __init__(self, port: int, max_connections: int = 256) -> None:
+    def __init__(self, port: int, max_connections: int = 16) -> None:
         super().__init__(
+            verify=False,  # plain HTTP: no TLS context (and no CA bundle) per host
             limits=httpx.Limits(
                 max_connections=max_connections, max_keepalive_connections=max_connections
-            )
+            ),
         )
         self.port = port
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         request.url = request.url.copy_with(host="127.0.0.1", port=self.port)
         return super().handle_request(request)
-
-    def close(self) -> None:
-        """Keep the shared pool open when one client closes; see `shutdown`."""
-
-    def shutdown(self) -> None:
-        """Close the shared connection pool."""
-        super().close()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -131,7 +127,9 @@ def main(argv: list[str] | None = None) -> None:
     fleet = SimFleet(args.hosts.split(","), latency=Latency().scaled(args.latency_scale))
     server = serve_fleet(fleet, port=args.port)
     print(server.server_address[1], flush=True)
-    threading.Event().wait()
+    # Serve until standard input closes: a parent that dies takes its fleet with it.
+    sys.stdin.read()
+    server.shutdown()
 
 
 if __name__ == "__main__":
