@@ -69,8 +69,15 @@ class LeaseKeeper:
 
     def renew_due(self) -> list[str]:
         """Renew each host whose lease is due, concurrently; return the hosts renewed."""
+        try:
+            hosts = self.hosts()
+        except StoreError as exc:
+            # The store is down: nothing may be renewed without recording it (HA timing
+            # counts from the store's send times); retried every tick.
+            log.warning("lease renewals wait for the store: %s", exc)
+            return []
         with ThreadPoolExecutor(max_workers=16) as pool:
-            done = pool.map(self._renew_if_due, self.hosts())
+            done = pool.map(self._renew_if_due, hosts)
             return [name for name in done if name]
 
     def _renew_if_due(self, host: Host) -> str | None:

@@ -107,6 +107,9 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+INTERRUPTED_PLAN = "interrupted: the pass running it stopped before it finished"
+
+
 @dataclass(frozen=True)
 class QuietPass:
     """A full pass that planned no action, wrote nothing to the store (its revision did
@@ -162,6 +165,9 @@ class Controller:
         self.source_resync_s = source_resync_s
         self.replan_s = replan_s
         self._quiet: QuietPass | None = None
+        # A plan recorded by a pass that died (this process's, or an earlier controller's)
+        # stays open; the first pass, and the pass after one that died, close them.
+        self._plans_may_be_open = True
         self._applied_at: dict[str, tuple[str, float]] = {}
         self._observed_at: dict[str, float] = {}
         self._touched: set[str] = set()
@@ -340,6 +346,11 @@ class Controller:
         quiet = self._quiet_pass(start)
         if quiet is not None:
             return quiet
+        if self._plans_may_be_open:
+            closed = self.store.finish_open_plans(INTERRUPTED_PLAN)
+            if closed:
+                log.warning("closed %s left unfinished by a pass that died", plural(closed, "plan"))
+            self._plans_may_be_open = False
         before = self._store_revision()
         applied = self._applied_revisions()
         stored = self.store.list().items
@@ -354,6 +365,7 @@ class Controller:
         first = plan(desired, observed, policy)
         outcomes: list[Outcome] = []
         if first.actions:
+            self._plans_may_be_open = True
             plan_id = self.store.record_plan(
                 [plan_action_record(a) for a in first.actions],
                 source=self.sources[0].key if self.sources else None,
@@ -367,6 +379,7 @@ class Controller:
                 recorder.flush()
             failed = sum(1 for o in outcomes if not o.ok)
             self.store.finish_plan(plan_id, f"{len(outcomes) - failed} ok, {failed} failed")
+            self._plans_may_be_open = False
             for outcome in outcomes:
                 if outcome.ok and outcome.action.type is ActionType.FENCE_HOST:
                     # A confirmed power fence is what makes the host's HA VMs safe to

@@ -104,6 +104,12 @@ def finish_plan(conn: Connection, plan_id: int, summary: str | None, now: dateti
         raise NotFound("Plan", str(plan_id))
 
 
+def finish_open_plans(conn: Connection, summary: str, now: datetime) -> int:
+    """Mark every plan not yet finished as finished with `summary`; return how many."""
+    query = update(plans).where(plans.c.finished_at.is_(None))
+    return conn.execute(query.values(finished_at=now, summary=summary)).rowcount
+
+
 def _records(conn: Connection, rows: list[Any]) -> list[PlanRecord]:
     ids = [r.id for r in rows]
     outcomes: dict[int, dict[int, ActionOutcome]] = {i: {} for i in ids}

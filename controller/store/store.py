@@ -405,6 +405,12 @@ class Store:
         with self._write() as (conn, now, _drafts):
             plans.finish_plan(conn, plan_id, summary, now)
 
+    def finish_open_plans(self, summary: str) -> int:
+        """Mark every unfinished plan finished with `summary` (their pass died); return how
+        many. Only the controller holding the lead runs plans, so it alone calls this."""
+        with self._write() as (conn, now, _drafts):
+            return plans.finish_open_plans(conn, summary, now)
+
     def get_plan(self, plan_id: int) -> PlanRecord:
         """Return the plan with its outcomes; raise NotFound."""
         with self._read() as conn:

@@ -95,3 +95,21 @@ def test_replan_s_bounds_how_long_a_plan_is_reused(setup) -> None:
     assert not ctl.reconcile().replanned
     time.sleep(0.25)
     assert ctl.reconcile().replanned
+
+
+def test_a_plan_left_open_by_a_dead_pass_is_closed_as_interrupted(setup) -> None:
+    ctl = setup.make(observe_interval_s=30.0)
+    settle(ctl)
+    store = ctl.store
+    orphan = store.record_plan([{"type": "start_vm", "target": ["VirtualMachine", "x"]}])
+    # A pass of this controller that dies between recording and finishing its plan...
+    ctl._plans_may_be_open = True
+    ctl._quiet = None
+    ctl.reconcile()
+    record = store.get_plan(orphan)
+    assert record.finished_at is not None
+    assert record.summary.startswith("interrupted")
+    # ...and a new controller on the store closes what an earlier process left open.
+    other = store.record_plan([{"type": "start_vm", "target": ["VirtualMachine", "y"]}])
+    setup.make(observe_interval_s=30.0).reconcile()
+    assert store.get_plan(other).summary.startswith("interrupted")
