@@ -89,6 +89,11 @@ class _FleetServer(ThreadingHTTPServer):
         self.fleet = fleet
         super().__init__((host, port), _Handler)
 
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A client closing its idle keep-alive connections is no error; others are."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
 
 def serve_fleet(fleet: SimFleet, host: str = "127.0.0.1", port: int = 0) -> _FleetServer:
     """Start serving `fleet` in a daemon thread; return the server (`.server_address`)."""
