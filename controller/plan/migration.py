@@ -154,7 +154,7 @@ def _views(world: World, dec: Decisions, planned: dict[str, int]) -> list:
 
 
 def _labels(world: World) -> dict[str, dict[str, str]]:
-    return {name: vm.labels for name, vm in world.desired.vms.items()}
+    return world.vm_labels()
 
 
 def _drain(

@@ -23,6 +23,10 @@ class World:
     now: datetime
     requests: dict[tuple[str, str], str]
     _matches: dict[int, tuple[LabelSelector, list[str]]] = field(default_factory=dict)
+    _reach: dict[str, tuple[frozenset[str], frozenset[str]]] = field(default_factory=dict)
+    _vm_labels: dict[str, dict[str, str]] | None = None
+    _allocation: object | None = None
+    """controller.plan.requests.Allocation of the last host_views call (per pass)."""
 
     @property
     def host_names(self) -> list[str]:
@@ -57,3 +61,30 @@ class World:
         ]
         self._matches[id(selector)] = (selector, names)
         return names
+
+    def reach(self, host: str) -> tuple[frozenset[str], frozenset[str]]:
+        """Return the (networks, pools) whose selectors pick `host` (cached per pass: a
+        drain builds the hosts' views once per drained host)."""
+        hit = self._reach.get(host)
+        if hit is None:
+            from controller.plan.storage import pool_spec
+
+            labels = self.desired.hosts[host].metadata.labels
+            networks = frozenset(
+                n
+                for n, net in self.desired.networks.items()
+                if net.spec.host_selector.matches(labels)
+            )
+            pools = frozenset(
+                p
+                for p, pool in self.desired.pools.items()
+                if pool.spec.host_selector.matches(labels) and not isinstance(pool_spec(pool), str)
+            )
+            hit = self._reach[host] = (networks, pools)
+        return hit
+
+    def vm_labels(self) -> dict[str, dict[str, str]]:
+        """Return every desired VM's labels, by name (cached per pass)."""
+        if self._vm_labels is None:
+            self._vm_labels = {name: vm.labels for name, vm in self.desired.vms.items()}
+        return self._vm_labels
