@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from controller.agents import AgentClient, AgentClientError
 from controller.plan.model import HostObservation, Observed
+from controller.plan.sharing import share_field_sets
 from controller.store import ObservedHost, Store
 from nodeagent.models import HostState
 from schemas.host import Host
@@ -114,6 +115,7 @@ class _ParsedStates:
         if hit is not None and hit[0] is doc:
             return hit[1]
         state = HostState.model_validate(doc)
+        share_field_sets(state)
         with self._lock:
             self._by_host[host] = (doc, state)
         return state

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from controller.plan.expand import DesiredVM
 from controller.plan.memo import IdentityMemo
 from controller.plan.observe import VM_LABEL
+from controller.plan.sharing import share_field_sets
 from nodeagent.models import DiskSpec, DomainSpec, NicSpec
 from schemas.host import Host
 from schemas.vm import Disk, DiskBus
@@ -90,14 +91,19 @@ def _resolve(vm: DesiredVM, host: Host, volumes: Mapping[str, VolumeSpec]) -> Do
         disks.append(resolved)
     nics = [
         NicSpec(
-            network=nic.network, model=nic.model.value, mac=nic.mac or nic_mac(vm.name, nic.name)
+            network=nic.network,
+            bridge=None,
+            model=nic.model.value,
+            mac=nic.mac or nic_mac(vm.name, nic.name),
         )
         for nic in spec.nics
     ]
     boot = spec.boot
     memory = spec.memory or 0
+    # Every field is given, defaults too, so that the spec and its disks and NICs share
+    # their classes' field-name sets (controller.plan.sharing).
     try:
-        return DomainSpec(
+        domain = DomainSpec(
             name=vm.name,
             uuid=vm_uuid(vm.name),
             vcpus=spec.cpus or 1,
@@ -105,6 +111,8 @@ def _resolve(vm: DesiredVM, host: Host, volumes: Mapping[str, VolumeSpec]) -> Do
             memory_mib=math.ceil(memory / MIB),
             max_memory_mib=math.ceil(spec.max_memory / MIB) if spec.max_memory else None,
             domain_type=host.spec.virtualization.value,
+            machine=None,
+            arch="x86_64",
             firmware=(spec.firmware.value if spec.firmware else "bios"),
             kernel=boot.kernel if boot else None,
             initrd=boot.initrd if boot else None,
@@ -124,6 +132,8 @@ def _resolve(vm: DesiredVM, host: Host, volumes: Mapping[str, VolumeSpec]) -> Do
         first = exc.errors()[0]
         loc = ".".join(str(p) for p in first["loc"])
         return f"domain field {loc}: {first['msg']}"
+    share_field_sets(domain)
+    return domain
 
 
 def _disk(disk: Disk, volumes: Mapping[str, VolumeSpec], counters: dict[str, int]) -> dict | str:
@@ -141,10 +151,12 @@ def _disk(disk: Disk, volumes: Mapping[str, VolumeSpec], counters: dict[str, int
         "readonly": disk.readonly or bool(disk.cdrom),
     }
     if disk.cdrom:
-        fields.update(path=disk.cdrom, device="cdrom", format="raw")
+        fields.update(path=disk.cdrom, pool=None, volume=None, device="cdrom", format="raw")
         return fields
     volume = volumes.get(disk.volume or "")
     if volume is None:
         return f"Volume {disk.volume} is not defined"
-    fields.update(pool=volume.pool, volume=disk.volume, format=volume.format.value)
+    fields.update(
+        path=None, pool=volume.pool, volume=disk.volume, device="disk", format=volume.format.value
+    )
     return fields
