@@ -18,9 +18,10 @@ import httpx
 
 from controller.agents import AgentClient, AgentClientError, AgentConflict
 from controller.ha import lease_renewal_due
-from controller.observe import to_observation
 from controller.plan.health import REQUEST_TIMEOUT_S
-from controller.store import NotFound, Store, StoreError
+from controller.plan.model import HostObservation
+from controller.store import Store, StoreError
+from controller.store.observed import LeaseTimes
 from schemas.host import Host
 
 log = logging.getLogger(__name__)
@@ -71,32 +72,29 @@ class LeaseKeeper:
         """Renew each host whose lease is due, concurrently; return the hosts renewed."""
         try:
             hosts = self.hosts()
+            times = self.store.lease_times()
         except StoreError as exc:
             # The store is down: nothing may be renewed without recording it (HA timing
             # counts from the store's send times); retried every tick.
             log.warning("lease renewals wait for the store: %s", exc)
             return []
         with ThreadPoolExecutor(max_workers=16) as pool:
-            done = pool.map(self._renew_if_due, hosts)
+            done = pool.map(lambda h: self._renew_if_due(h, times.get(h.metadata.name)), hosts)
             return [name for name in done if name]
 
-    def _renew_if_due(self, host: Host) -> str | None:
+    def _renew_if_due(self, host: Host, times: LeaseTimes | None) -> str | None:
+        """Renew `host`'s lease if due; `times` is its lease bookkeeping in the store (read
+        for every host at once: reading each host's whole observation every tick cost a
+        state parse per host per tick)."""
         name, ttl = host.metadata.name, host.spec.fencing.lease_ttl_s
         try:
-            try:
-                observed = self.store.get_observed(name)
-            except NotFound:
-                observed = None
-            previous = observed.lease_sent_at if observed is not None else None
+            previous, acked, epoch = times if times is not None else (None, None, 0)
             now = self.clock()
             # A new term renews at once: the agent then refuses the previous term's calls
             # from now on, not only from that term's next renewal.
-            same_term = observed is not None and observed.lease_epoch == self.epoch
-            if (
-                previous is not None
-                and same_term
-                and not lease_renewal_due(to_observation(observed), ttl, now)
-            ):
+            same_term = times is not None and epoch == self.epoch
+            seen = HostObservation(name=name, reachable=False, lease_acked_at=acked)
+            if previous is not None and same_term and not lease_renewal_due(seen, ttl, now):
                 return None
             # HA timing counts from the newest renewal that may have reached the agent, so
             # the send time is stored before sending. A host never leased yet is the

@@ -137,14 +137,30 @@ def get_observed(conn: Connection, host: str) -> ObservedHost:
     return to_observed(row)
 
 
+LeaseTimes = tuple[datetime | None, datetime | None, int]
+"""A host's (lease_sent_at, lease_acked_at, lease_epoch)."""
+
+
+def lease_times(conn: Connection) -> dict[str, LeaseTimes]:
+    """Return host -> its LeaseTimes for every observed host, without reading any state:
+    the lease keeper asks every tick, for every host."""
+    c = observed.c
+    query = select(c.host, c.lease_sent_at, c.lease_acked_at, c.lease_epoch)
+    return {r.host: (r.lease_sent_at, r.lease_acked_at, r.lease_epoch) for r in conn.execute(query)}
+
+
 def list_observed(
-    conn: Connection, states: dict[str, tuple[str, dict[str, Any]]] | None = None
+    conn: Connection,
+    states: dict[str, tuple[str, Any]] | None = None,
+    decode: Callable[[dict[str, Any]], Any] | None = None,
 ) -> list[ObservedHost]:
     """Return every host's observation, by host name.
 
     With `states` (host -> (state hash, state) of an earlier listing, updated in place),
-    a state document is read and decoded only when its hash moved: the same dict comes
-    back for an unchanged state, so parsed views of it can be reused by identity.
+    a state document is read and decoded only when its hash moved: the same value comes
+    back for an unchanged state, so views derived from it can be reused by identity.
+    With `decode` too, `states` keeps and each record's `state` holds `decode(document)`
+    in place of the document, which is then not kept.
     """
     if states is None:
         return [to_observed(r) for r in conn.execute(select(observed).order_by(observed.c.host))]

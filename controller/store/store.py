@@ -287,10 +287,25 @@ class Store:
         with self._read() as conn:
             return observed.get_observed(conn, host)
 
-    def list_observed(self) -> list[ObservedHost]:
-        """Return every observed host; an unchanged state is the same dict as last time."""
+    def lease_times(self) -> dict[str, observed.LeaseTimes]:
+        """Return host -> (lease_sent_at, lease_acked_at, lease_epoch) of every observed host."""
         with self._read() as conn:
-            return observed.list_observed(conn, self._states)
+            return observed.lease_times(conn)
+
+    def list_observed(
+        self, decode: Callable[[dict[str, Any]], Any] | None = None
+    ) -> list[ObservedHost]:
+        """Return every observed host; an unchanged state is the same dict as last time.
+
+        With `decode`, each `state` is `decode(state dict)` instead, decoded once per
+        state hash and the same value while unchanged; the dict itself is not kept (a
+        fleet's states held both as dicts and decoded cost their size twice).
+        """
+        with self._read() as conn:
+            if decode is None:
+                return observed.list_observed(conn, self._states)
+            states = self._decoded_states.setdefault(decode, {})
+            return observed.list_observed(conn, states, decode)
 
     def put_observed_many(
         self, observations: Sequence[tuple[str, bool, Mapping[str, Any] | Any | None, str | None]]
