@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -100,39 +99,37 @@ def pick_readers(
     return readers
 
 
-class _ParsedStates:
-    """HostStates parsed from stored state dicts, reused while the store hands back the
-    same dict (it does for an unchanged state): parsing 1,000 hosts' states costs about a
-    second, and the planner's memos key on the identity of the parsed domains."""
+def decode_state(doc: dict[str, Any]) -> HostState | str:
+    """Return the HostState of a stored state document, or why it does not parse.
 
-    def __init__(self) -> None:
-        self._by_host: dict[str, tuple[dict[str, Any], HostState]] = {}
-        self._lock = threading.Lock()
-
-    def parse(self, host: str, doc: dict[str, Any]) -> HostState:
-        with self._lock:
-            hit = self._by_host.get(host)
-        if hit is not None and hit[0] is doc:
-            return hit[1]
+    The store decodes a host's document once per state hash and hands back the same
+    HostState while the state is unchanged: parsing 1,000 hosts' states costs about a
+    second, and the planner's memos key on the identity of the parsed domains.
+    """
+    try:
         state = HostState.model_validate(doc)
-        share_field_sets(state)
-        with self._lock:
-            self._by_host[host] = (doc, state)
-        return state
+    except ValidationError as exc:
+        return f"stored state does not parse: {exc.error_count()} errors"
+    share_field_sets(state)
+    return state
 
 
-_PARSED = _ParsedStates()
+def share_domain_specs(state: HostState) -> None:
+    """Make each domain whose live definition equals its persistent one hold one object
+    for both (they are equal on a domain that has not been changed live)."""
+    for domain in state.domains:
+        if (
+            domain.live is not None
+            and domain.live is not domain.spec
+            and domain.live == domain.spec
+        ):
+            domain.__dict__["live"] = domain.spec
 
 
 def to_observation(row: ObservedHost) -> HostObservation:
-    """Return the planner's view of a stored host observation."""
-    state = None
-    error = row.last_error
-    if row.state is not None:
-        try:
-            state = _PARSED.parse(row.host, row.state)
-        except ValidationError as exc:
-            error = f"stored state does not parse: {exc.error_count()} errors"
+    """Return the planner's view of a host observation listed with `decode_state`."""
+    state = row.state if isinstance(row.state, HostState) else None
+    error = row.state if isinstance(row.state, str) else row.last_error
     return HostObservation(
         name=row.host,
         reachable=row.reachable and state is not None,
@@ -148,4 +145,5 @@ def to_observation(row: ObservedHost) -> HostObservation:
 
 def read_observed(store: Store, now: datetime) -> Observed:
     """Return the Observed picture of every host the store knows, at `now`."""
-    return Observed(hosts={row.host: to_observation(row) for row in store.list_observed()}, now=now)
+    rows = store.list_observed(decode=decode_state)
+    return Observed(hosts={row.host: to_observation(row) for row in rows}, now=now)

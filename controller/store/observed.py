@@ -6,7 +6,7 @@ reads when the last renewal may have reached each agent and waits out its TTL.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -31,7 +31,7 @@ def _head(conn: Connection, host: str) -> Any:
     return conn.execute(select(*columns).where(observed.c.host == host)).first()
 
 
-def to_observed(row: Any, state: dict[str, Any] | None = None) -> ObservedHost:
+def to_observed(row: Any, state: Any = None) -> ObservedHost:
     """Return the record of an observed row (`state` given when the row was read without it)."""
     return ObservedHost(
         host=row.host,
@@ -175,7 +175,7 @@ def list_observed(
         chunk = stale[start : start + 200]
         query = select(observed.c.host, observed.c.state_hash, observed.c.state)
         for r in conn.execute(query.where(observed.c.host.in_(chunk))):
-            states[r.host] = (r.state_hash, r.state)
+            states[r.host] = (r.state_hash, r.state if decode is None else decode(r.state))
     for host in set(states) - {r.host for r in rows}:
         del states[host]
     return [to_observed(r, states[r.host][1] if r.state_hash is not None else None) for r in rows]

@@ -76,6 +76,7 @@ class Store:
         self.event_window = event_window
         self._decoded = object_reads.DecodedRows()
         self._states: dict[str, tuple[str, dict[str, Any]]] = {}
+        self._decoded_states: dict[Callable[[dict[str, Any]], Any], dict[str, tuple[str, Any]]] = {}
         self._plan_sizes: dict[int, int] = {}
         self._fencing_token: int | None = None
 
