@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import psycopg
 import pytest
@@ -88,7 +89,7 @@ def test_postgres_connections_dropped_mid_pass(tmp_path: Path, pg_url: str) -> N
     try:
         ctl = fleet.controller()
         libpq = "host=127.0.0.1 port=5432 dbname=test"
-        application = pg_url.rsplit("application_name=", 1)[1]
+        application = parse_qs(urlsplit(pg_url).query)["application_name"][0]
         dropped = [0]
 
         def drop_connections() -> None:
@@ -108,6 +109,7 @@ def test_postgres_connections_dropped_mid_pass(tmp_path: Path, pg_url: str) -> N
 
         ctl.executor.run = run_and_drop
         fleet.converge(ctl)
+        assert dropped[0] > 0, "no connection of the store was terminated: the fault never struck"
         fleet.report.add("PostgreSQL backends terminated", dropped[0])
         finish(fleet, "PostgreSQL connections dropped mid-pass")
     finally:
