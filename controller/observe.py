@@ -110,6 +110,7 @@ def decode_state(doc: dict[str, Any]) -> HostState | str:
         state = HostState.model_validate(doc)
     except ValidationError as exc:
         return f"stored state does not parse: {exc.error_count()} errors"
+    share_domain_specs(state)
     share_field_sets(state)
     return state
 

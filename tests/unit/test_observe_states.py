@@ -10,8 +10,10 @@ from fleet_sim import host_state
 
 from controller.observe import read_observed
 from controller.store import open_store
+from nodeagent.models import DomainSpec, DomainState
 
 NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
+UUID = "6d1dc548-9699-559f-9c5b-c752242c4c97"
 
 
 def test_states_parse_once_and_stay_the_same_objects(tmp_path: Path) -> None:
@@ -38,3 +40,35 @@ def test_a_state_that_does_not_parse_makes_the_host_unreachable(tmp_path: Path) 
         "stored state does not parse: 2 errors",
     )
     store.close()
+
+
+def test_a_live_definition_equal_to_the_persistent_one_is_the_same_object(
+    tmp_path: Path,
+) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'c.db'}")
+    state = host_state("h1")
+    spec = DomainSpec(name="vm1", uuid=UUID, vcpus=1, memory_mib=1024)
+    changed = spec.model_copy(update={"vcpus": 2})
+    state.domains = [domain("vm1", spec, spec), domain("vm2", spec, changed), domain("vm3", spec)]
+    store.put_observed("h1", reachable=True, state=state.model_dump(mode="json"))
+    seen = read_observed(store, NOW).hosts["h1"].state
+    assert seen is not None and seen == state
+    same, differs, stopped = seen.domains
+    assert same.live is same.spec
+    assert differs.live is not differs.spec and differs.live.vcpus == 2
+    assert stopped.live is None
+    store.close()
+
+
+def domain(name: str, spec: DomainSpec, live: DomainSpec | None = None) -> DomainState:
+    return DomainState(
+        name=name,
+        uuid=UUID,
+        state="running" if live else "shutoff",
+        reason="booted" if live else "shutdown",
+        persistent=True,
+        autostart=False,
+        ha=False,
+        spec=spec,
+        live=live,
+    )
