@@ -10,7 +10,7 @@
 set -eu
 
 PACKAGES="libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libvirt-dev qemu-system-x86
-qemu-utils dnsmasq-base busybox-static cpio iptables"
+qemu-utils dnsmasq-base busybox-static cpio iptables nftables"
 QEMU_CONF=/etc/libvirt/qemu.conf
 
 say() { echo "setup-host: $*" >&2; }
@@ -35,7 +35,7 @@ if [ "${1:-}" != "--no-install" ]; then
     fi
 fi
 
-for bin in libvirtd virtlogd qemu-system-x86_64; do
+for bin in libvirtd virtlogd qemu-system-x86_64 nft; do
     command -v "$bin" >/dev/null || { say "$bin not found (install $PACKAGES)"; exit 1; }
 done
 
