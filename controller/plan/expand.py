@@ -68,9 +68,20 @@ class Expanded:
         return name in self.deleted.get(kind, {})
 
 
-_MERGED: IdentityMemo[VirtualMachineSpec | str] = IdentityMemo()
+@dataclass(frozen=True)
+class _Merged:
+    """A VM's spec with its template merged in and each template volume disk pointing at
+    the VM's thin clone; `clones` gives each such disk's name and the base volume it clones.
+
+    Only this is memoised, not the merged spec before the clones: keeping both would
+    hold two specs per VM."""
+
+    spec: VirtualMachineSpec
+    clones: tuple[tuple[str, str], ...]
+
+
+_MERGED: IdentityMemo[_Merged | str] = IdentityMemo()
 _CLONE_SPEC: IdentityMemo[VolumeSpec] = IdentityMemo()
-_CLONED: IdentityMemo[VirtualMachineSpec] = IdentityMemo()
 
 
 def expand(desired: Desired) -> Expanded:
@@ -140,32 +151,19 @@ def _expand_vm(out: Expanded, vm: VirtualMachine) -> None:
         if isinstance(merged, str):
             out.problems[key] = (reasons.INVALID_SPEC, merged)
             return
-        own = {disk.name for disk in vm.spec.disks}
-        for disk in merged.disks:
-            if disk.volume and not disk.readonly and disk.name not in own:
-                problem = _add_clone(out, vm.name, disk)
-                if problem:
-                    out.problems[key] = problem
-                    return
-                clones.append(clone_name(vm.name, disk.name))
-        spec = _CLONED.get((merged,), vm.name, lambda: _with_clones(vm.name, merged, own))
+        for disk, base in merged.clones:
+            problem = _add_clone(out, vm.name, disk, base)
+            if problem:
+                out.problems[key] = problem
+                return
+            clones.append(clone_name(vm.name, disk))
+        spec = merged.spec
     out.vms[vm.name] = DesiredVM(vm.name, vm, spec, tuple(clones), pin)
 
 
-def _with_clones(vm: str, merged: VirtualMachineSpec, own: set[str]) -> VirtualMachineSpec:
-    """Return the merged spec with each template volume disk pointing at the VM's clone."""
-    disks: list[Disk] = []
-    changed = False
-    for disk in merged.disks:
-        if disk.volume and not disk.readonly and disk.name not in own:
-            disk = disk.model_copy(update={"volume": clone_name(vm, disk.name)})
-            changed = True
-        disks.append(disk)
-    return merged.model_copy(update={"disks": disks}) if changed else merged
-
-
-def _merge(vm: VirtualMachine, template: Template) -> VirtualMachineSpec | str:
-    """Return the merged spec, or a message naming the field that is missing or wrong."""
+def _merge(vm: VirtualMachine, template: Template) -> _Merged | str:
+    """Return the merged spec with its clones, or a message naming the field that is
+    missing or wrong."""
     try:
         merged = merge_template(vm.spec, template.spec)
     except ValidationError as exc:
@@ -178,27 +176,35 @@ def _merge(vm: VirtualMachine, template: Template) -> VirtualMachineSpec | str:
             f"spec.{' and spec.'.join(missing)} must be set: neither the VM nor "
             f"Template/{template.name} sets it"
         )
-    return merged
+    own = {disk.name for disk in vm.spec.disks}
+    disks: list[Disk] = []
+    clones: list[tuple[str, str]] = []
+    for disk in merged.disks:
+        if disk.volume and not disk.readonly and disk.name not in own:
+            clones.append((disk.name, disk.volume))
+            disk = disk.model_copy(update={"volume": clone_name(vm.name, disk.name)})
+        disks.append(disk)
+    spec = merged.model_copy(update={"disks": disks}) if clones else merged
+    return _Merged(spec, tuple(clones))
 
 
-def _add_clone(out: Expanded, vm: str, disk: Disk) -> tuple[str, str] | None:
+def _add_clone(out: Expanded, vm: str, disk: str, base_name: str) -> tuple[str, str] | None:
     """Add the implicit clone volume of a template disk; return a problem if impossible."""
-    base_name = disk.volume or ""
     base = out.volumes.get(base_name)
     if base is None or base_name in out.implicit_volumes:
         return (
             reasons.DEPENDENCY_MISSING,
-            f"template disk {disk.name!r} uses Volume/{base_name}, which is not defined",
+            f"template disk {disk!r} uses Volume/{base_name}, which is not defined",
         )
-    name = clone_name(vm, disk.name)
+    name = clone_name(vm, disk)
     try:
         check_dns_label(name)
     except ValueError as exc:
-        return (reasons.INVALID_SPEC, f"thin clone of disk {disk.name!r}: {exc}")
+        return (reasons.INVALID_SPEC, f"thin clone of disk {disk!r}: {exc}")
     if name in out.volumes:
         return (
             reasons.INVALID_SPEC,
-            f"the thin clone of template disk {disk.name!r} would be named {name!r}, "
+            f"the thin clone of template disk {disk!r} would be named {name!r}, "
             f"but Volume/{name} already exists; rename the disk or the volume",
         )
     out.volumes[name] = _CLONE_SPEC.get((base,), base_name, lambda: _clone_spec(base, base_name))
