@@ -66,6 +66,22 @@ def _ensure_row(conn: Connection, host: str, now: datetime) -> Any:
     return head
 
 
+VOLATILE_FIELDS = frozenset({"free_memory_mib", "events_seq"})
+"""HostState fields that move on every read without anything a plan or a status depends
+on having changed: the host's free memory and the agent's event counter (and, below,
+the lease's countdown). Left out of the state's hash, they do not count as a change."""
+
+
+def material_hash(doc: Mapping[str, Any]) -> str:
+    """Return the hash of a state document without its volatile fields (VOLATILE_FIELDS,
+    lease.expires_in_s): an observation is a change only when this moves."""
+    material = {k: v for k, v in doc.items() if k not in VOLATILE_FIELDS}
+    lease = material.get("lease")
+    if isinstance(lease, Mapping):
+        material["lease"] = {k: v for k, v in lease.items() if k != "expires_in_s"}
+    return content_hash(material)
+
+
 def put_observed(
     conn: Connection,
     host: str,
@@ -77,7 +93,10 @@ def put_observed(
     """Record one observation of a host; return a change when state, reachability or error moved.
 
     A reachable observation stores `state` (when given) and stamps last_seen = now; an
-    unreachable one keeps the last state and records `error`.
+    unreachable one keeps the last state and records `error`. A state that differs only
+    in volatile fields (see material_hash) is not written: the stored one keeps their
+    values as of the last real change, and the store's revision does not move, so a
+    controller's quiet passes stay quiet on a host whose free memory moves.
     """
     current = _ensure_row(conn, host, now)
     values: dict[str, Any] = {"reachable": reachable, "last_error": error, "updated_at": now}
@@ -86,7 +105,7 @@ def put_observed(
         values["last_seen"] = now
         if state is not None:
             doc = to_document(state, "state")
-            digest = content_hash(doc)
+            digest = material_hash(doc)
             if digest != current.state_hash:
                 values.update(state=doc, state_hash=digest)
                 moved = True

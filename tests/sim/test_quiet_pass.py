@@ -113,3 +113,14 @@ def test_a_plan_left_open_by_a_dead_pass_is_closed_as_interrupted(setup) -> None
     other = store.record_plan([{"type": "start_vm", "target": ["VirtualMachine", "y"]}])
     setup.make(observe_interval_s=30.0).reconcile()
     assert store.get_plan(other).summary.startswith("interrupted")
+
+
+def test_quiet_passes_hold_while_leases_count_down(setup) -> None:
+    """Each read shows a lease closer to expiry; that alone is no change to plan from."""
+    ctl = setup.make(observe_interval_s=0.0)
+    settle(ctl)
+    assert ctl.leases.renew_due()  # the agents now hold leases: a real change
+    settle(ctl)
+    time.sleep(0.3)  # every host's lease.expires_in_s has moved by the next read
+    result = ctl.reconcile()
+    assert not result.replanned and result.converged

@@ -27,6 +27,25 @@ def test_an_observation_is_stored_and_changes_are_reported(store: Store, clock: 
     assert seen < host.last_seen
 
 
+def test_volatile_fields_alone_are_no_change(store: Store, clock: FakeClock) -> None:
+    """Free memory, the event counter and the lease countdown move on every read."""
+    state = {**STATE, "free_memory_mib": 100, "events_seq": 3}
+    state["lease"] = {"held": True, "epoch": 2, "expires_in_s": 9.5}
+    assert store.put_observed("h1", reachable=True, state=state) is True
+    revision = store.revision()
+    moved = {**state, "free_memory_mib": 90, "events_seq": 4}
+    moved["lease"] = {"held": True, "epoch": 2, "expires_in_s": 6.1}
+    clock.advance(3)
+    assert store.put_observed("h1", reachable=True, state=moved) is False
+    assert store.revision() == revision
+    host = store.get_observed("h1")
+    assert host.state == state and host.last_seen == clock.now  # kept as of the last change
+    # Anything else is a change, and is stored whole.
+    lost = {**moved, "lease": {"held": False, "epoch": 2, "expires_in_s": -1.0}}
+    assert store.put_observed("h1", reachable=True, state=lost) is True
+    assert store.get_observed("h1").state == lost and store.revision() > revision
+
+
 def test_an_unreachable_host_keeps_its_last_state(store: Store, clock: FakeClock) -> None:
     store.put_observed("h1", reachable=True, state=STATE)
     seen = clock.now
