@@ -73,13 +73,34 @@ the lease's countdown). Left out of the state's hash, they do not count as a cha
 
 
 def material_hash(doc: Mapping[str, Any]) -> str:
-    """Return the hash of a state document without its volatile fields (VOLATILE_FIELDS,
-    lease.expires_in_s): an observation is a change only when this moves."""
+    """Return the hash of a state document without its volatile fields: VOLATILE_FIELDS,
+    the lease's expires_in_s, and per domain when its guest information was read and
+    how full the guest's filesystems are. An observation is a change only when this moves."""
     material = {k: v for k, v in doc.items() if k not in VOLATILE_FIELDS}
     lease = material.get("lease")
     if isinstance(lease, Mapping):
-        material["lease"] = {k: v for k, v in lease.items() if k != "expires_in_s"}
+        material["lease"] = _without(lease, "expires_in_s")
+    domains = material.get("domains")
+    if isinstance(domains, list):
+        material["domains"] = [_steady_domain(d) for d in domains]
     return content_hash(material)
+
+
+def _without(doc: Mapping[str, Any], *keys: str) -> dict[str, Any]:
+    return {k: v for k, v in doc.items() if k not in keys}
+
+
+def _steady_domain(domain: Any) -> Any:
+    guest = domain.get("guest") if isinstance(domain, Mapping) else None
+    if not isinstance(guest, Mapping):
+        return domain
+    steady = _without(guest, "at")
+    if isinstance(steady.get("filesystems"), list):
+        steady["filesystems"] = [
+            _without(f, "used_bytes") if isinstance(f, Mapping) else f
+            for f in steady["filesystems"]
+        ]
+    return {**domain, "guest": steady}
 
 
 def put_observed(

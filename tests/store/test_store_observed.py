@@ -40,6 +40,13 @@ def test_volatile_fields_alone_are_no_change(store: Store, clock: FakeClock) -> 
     assert store.revision() == revision
     host = store.get_observed("h1")
     assert host.state == state and host.last_seen == clock.now  # kept as of the last change
+    guest = {"source": "agent", "at": 1.0, "filesystems": [{"mountpoint": "/", "used_bytes": 5}]}
+    with_guest = {**state, "domains": [{"name": "web-1", "state": "running", "guest": guest}]}
+    assert store.put_observed("h1", reachable=True, state=with_guest) is True
+    later = {**guest, "at": 7.5, "filesystems": [{"mountpoint": "/", "used_bytes": 9}]}
+    again = {**with_guest, "domains": [{"name": "web-1", "state": "running", "guest": later}]}
+    assert store.put_observed("h1", reachable=True, state=again) is False
+    revision = store.revision()
     # Anything else is a change, and is stored whole.
     lost = {**moved, "lease": {"held": False, "epoch": 2, "expires_in_s": -1.0}}
     assert store.put_observed("h1", reachable=True, state=lost) is True
