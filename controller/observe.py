@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from controller.agents import AgentClient, AgentClientError
 from controller.plan.model import HostObservation, Observed
-from controller.plan.sharing import share_field_sets
+from controller.plan.sharing import share_field_sets, share_strings
 from controller.store import ObservedHost, Store
 from nodeagent.models import HostState
 from schemas.host import Host
@@ -112,6 +112,7 @@ def decode_state(doc: dict[str, Any]) -> HostState | str:
         return f"stored state does not parse: {exc.error_count()} errors"
     share_domain_specs(state)
     share_field_sets(state)
+    share_strings(state)
     return state
 
 

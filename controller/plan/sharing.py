@@ -7,15 +7,24 @@ domain, the resolved DomainSpec, the merged VM spec), all with every field set. 
 model can share one set per class: pydantic adds a field's name to the set on
 assignment, which changes nothing when every name is already in it, and `model_copy`
 copies the set before adding to it. A model with only some fields set keeps its own.
+
+Strings parsed from JSON are new objects each time, so a host state repeats "qcow2",
+"virtio" or a pool's name once per domain; `share_strings` makes equal short strings
+one (interned) object.
 """
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from pydantic import BaseModel
 
 _CONTAINERS = (BaseModel, list, tuple, dict)
+SHARED_STRING_MAX = 32
+"""Strings up to this many characters are interned: the repeated ones (formats, buses,
+states, pool and network names) are short, and longer ones (UUIDs, paths) are mostly
+unique, where interning saves nothing."""
 _ALL_FIELDS: dict[type[BaseModel], set[str]] = {}
 
 
@@ -42,3 +51,28 @@ def share_field_sets(model: BaseModel) -> None:
             stack.extend(v for v in item if isinstance(v, _CONTAINERS))
         elif isinstance(item, dict):
             stack.extend(v for v in item.values() if isinstance(v, _CONTAINERS))
+
+
+def share_strings(model: BaseModel) -> None:
+    """Replace every string of up to SHARED_STRING_MAX characters held in `model`'s fields,
+    and in the models, lists and dict values they hold, with its interned copy."""
+    stack: list[Any] = [model]
+    while stack:
+        item = stack.pop()
+        values = item.__dict__ if isinstance(item, BaseModel) else item
+        if isinstance(values, dict):
+            for key, value in values.items():
+                if type(value) is str:
+                    if len(value) <= SHARED_STRING_MAX:
+                        values[key] = sys.intern(value)
+                elif isinstance(value, _CONTAINERS):
+                    stack.append(value)
+        elif isinstance(values, list):
+            for index, value in enumerate(values):
+                if type(value) is str:
+                    if len(value) <= SHARED_STRING_MAX:
+                        values[index] = sys.intern(value)
+                elif isinstance(value, _CONTAINERS):
+                    stack.append(value)
+        elif isinstance(values, tuple):
+            stack.extend(v for v in values if isinstance(v, _CONTAINERS))

@@ -3,7 +3,7 @@ and nothing a caller can observe changes."""
 
 from __future__ import annotations
 
-from controller.plan.sharing import share_field_sets
+from controller.plan.sharing import share_field_sets, share_strings
 from nodeagent.models import DiskSpec, DomainSpec, DomainState, NicSpec
 
 FULL_DISK = {
@@ -73,3 +73,18 @@ def test_nested_models_share() -> None:
     assert domain.spec is not None and domain.live is not None
     assert domain.spec.model_fields_set is domain.live.model_fields_set
     assert domain.spec.disks[0].model_fields_set is domain.live.disks[0].model_fields_set
+
+
+def test_equal_short_strings_become_one_object() -> None:
+    a, b = full_domain("vm1"), full_domain("vm2")
+    pool = "".join(["sha", "red"])
+    b.disks[0].pool = pool
+    long_path = "/var/log/libvirt/qemu/" + "x" * 40
+    a.serial_log_path, b.serial_log_path = long_path, "".join(long_path)
+    before = (a.model_dump(), b.model_dump())
+    share_strings(a)
+    share_strings(b)
+    assert (a.model_dump(), b.model_dump()) == before
+    assert a.disks[0].pool is b.disks[0].pool
+    assert a.nics[0].network is b.nics[0].network
+    assert a.serial_log_path is not b.serial_log_path
