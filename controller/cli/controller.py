@@ -87,6 +87,12 @@ def with_session_limit(db: str | None, ttl_s: float) -> str | None:
     return url.update_query_dict({"options": options}).render_as_string(hide_password=False)
 
 
+DEFAULT_PARALLEL = 32
+"""Agent calls a controller makes at once. More overlaps more agent latency (a VM start
+takes about half a second) at a growing CPU cost in thread switching: converging 1,000
+simulated VMs took 36 s with 32 and 24 s with 128, for 9.5 s and 17.7 s of CPU."""
+
+
 def run_controller(
     path: PathArg = None,
     git: Annotated[str | None, typer.Option("--git", help="Git repository URL or path")] = None,
@@ -108,6 +114,9 @@ def run_controller(
     ] = 10.0,
     resync: Annotated[float, typer.Option(help="Seconds between resync passes")] = 30.0,
     poll: Annotated[float, typer.Option(help="Seconds between checks of the source")] = 1.0,
+    parallel: Annotated[
+        int, typer.Option("--parallel", min=1, max=1024, help="Agent calls in flight at once")
+    ] = DEFAULT_PARALLEL,
 ) -> None:
     """Run one controller replica: reconcile while leading, stand by otherwise."""
     logging.basicConfig(
@@ -131,7 +140,8 @@ def run_controller(
         highlight=False,
     )
     try:
-        lead(elector, replica_term(name, setting, db, state_dir, certs, resync), stop)
+        term = replica_term(name, setting, db, state_dir, certs, resync, parallel)
+        lead(elector, term, stop)
     finally:
         election_store.close()
     console.print(f"corral controller {name}: stopped", highlight=False)
@@ -144,6 +154,7 @@ def replica_term(
     state_dir: Path | None,
     certs: Path | None,
     resync_s: float,
+    parallel: int = DEFAULT_PARALLEL,
 ) -> Callable[[int], Callable[[threading.Event], None]]:
     """Return a `start` for controller.leader.lead: for each term, a Controller on its own
     store fenced with the term's epoch, whose agent leases carry the same epoch.
@@ -163,7 +174,9 @@ def replica_term(
         store.set_fencing_token(epoch)
         pool = AgentPool(cert_dir=certs)
         try:
-            controller = Controller(store, [setting], pool, identity=name, resync_s=resync_s)
+            controller = Controller(
+                store, [setting], pool, identity=name, resync_s=resync_s, max_parallel=parallel
+            )
         except StoreError as exc:
             log.warning("%s could not start term %d: %s", name, epoch, exc)
             pool.close()

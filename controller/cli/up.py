@@ -17,6 +17,7 @@ from rich.table import Table
 
 from controller.agentpool import AgentPool
 from controller.cli.common import DbOption, StateDirOption, console, err_console, open_store_or_exit
+from controller.cli.controller import DEFAULT_PARALLEL
 from controller.cli.render import render_plan, status_table
 from controller.cli.sourceopts import SourceOptions, with_source_options
 from controller.leader import LeadHeld, RunTerm, hold_run_term
@@ -33,7 +34,7 @@ def _controller(
 ) -> Controller:
     store = open_store_or_exit(source.db, source.state_dir)
     pool = AgentPool(cert_dir=source.certs)
-    return Controller(store, [setting], pool, resync_s=resync_s)
+    return Controller(store, [setting], pool, resync_s=resync_s, max_parallel=DEFAULT_PARALLEL)
 
 
 def _hold_term(controller: Controller, on_lost: Callable[[], None] | None = None) -> RunTerm:
