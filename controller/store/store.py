@@ -300,7 +300,8 @@ class Store:
 
         With `decode`, each `state` is `decode(state dict)` instead, decoded once per
         state hash and the same value while unchanged; the dict itself is not kept (a
-        fleet's states held both as dicts and decoded cost their size twice).
+        fleet's states held both as dicts and decoded cost their size twice). Values are
+        kept per `decode` function: pass one long-lived function, not a new one per call.
         """
         with self._read() as conn:
             if decode is None:
