@@ -78,9 +78,23 @@ class LeaseKeeper:
             # counts from the store's send times); retried every tick.
             log.warning("lease renewals wait for the store: %s", exc)
             return []
-        with ThreadPoolExecutor(max_workers=16) as pool:
-            done = pool.map(lambda h: self._renew_if_due(h, times.get(h.metadata.name)), hosts)
+        # Most ticks find nothing due: decide that here, without a thread pool.
+        now = self.clock()
+        due = [h for h in hosts if self._due(h, times.get(h.metadata.name), now)]
+        if not due:
+            return []
+        with ThreadPoolExecutor(max_workers=min(16, len(due))) as pool:
+            done = pool.map(lambda h: self._renew_if_due(h, times.get(h.metadata.name)), due)
             return [name for name in done if name]
+
+    def _due(self, host: Host, times: LeaseTimes | None, now: datetime) -> bool:
+        """Return True when `host`'s lease must be renewed now: never sent, sent under
+        another term (a new term renews at once, so the agent refuses the previous term's
+        calls from now on), or due by controller.ha.lease_renewal_due."""
+        if times is None or times[0] is None or times[2] != self.epoch:
+            return True
+        seen = HostObservation(name=host.metadata.name, reachable=False, lease_acked_at=times[1])
+        return lease_renewal_due(seen, host.spec.fencing.lease_ttl_s, now)
 
     def _renew_if_due(self, host: Host, times: LeaseTimes | None) -> str | None:
         """Renew `host`'s lease if due; `times` is its lease bookkeeping in the store (read
@@ -88,13 +102,9 @@ class LeaseKeeper:
         state parse per host per tick)."""
         name, ttl = host.metadata.name, host.spec.fencing.lease_ttl_s
         try:
-            previous, acked, epoch = times if times is not None else (None, None, 0)
+            previous = times[0] if times is not None else None
             now = self.clock()
-            # A new term renews at once: the agent then refuses the previous term's calls
-            # from now on, not only from that term's next renewal.
-            same_term = times is not None and epoch == self.epoch
-            seen = HostObservation(name=name, reachable=False, lease_acked_at=acked)
-            if previous is not None and same_term and not lease_renewal_due(seen, ttl, now):
+            if not self._due(host, times, now):
                 return None
             # HA timing counts from the newest renewal that may have reached the agent, so
             # the send time is stored before sending. A host never leased yet is the
