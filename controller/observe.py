@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from controller.agents import AgentClient, AgentClientError
 from controller.plan.model import HostObservation, Observed
-from controller.plan.sharing import share_field_sets, share_strings
+from controller.sharing import share_field_sets, share_strings
 from controller.store import ObservedHost, Store
 from nodeagent.models import HostState
 from schemas.host import Host

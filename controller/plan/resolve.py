@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from controller.plan.expand import DesiredVM
 from controller.plan.memo import IdentityMemo
 from controller.plan.observe import VM_LABEL
-from controller.plan.sharing import share_field_sets
+from controller.sharing import share_field_sets
 from nodeagent.models import DiskSpec, DomainSpec, NicSpec
 from schemas.host import Host
 from schemas.vm import Disk, DiskBus

@@ -3,7 +3,7 @@ and nothing a caller can observe changes."""
 
 from __future__ import annotations
 
-from controller.plan.sharing import share_field_sets, share_strings
+from controller.sharing import share_field_sets, share_strings
 from nodeagent.models import DiskSpec, DomainSpec, DomainState, NicSpec
 
 FULL_DISK = {
