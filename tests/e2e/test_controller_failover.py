@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,69 +22,16 @@ from controller.agents import AgentClient
 from controller.store import Fenced, Store, open_store
 from controller.store.fencing import holder_hash
 from schemas.kinds import KINDS
-from tests.e2e.e2ekit import REPO_ROOT, AgentProcess, start_agent, stop_agent
+from tests.e2e.e2ekit import AgentProcess, start_agent, stop_agent
+from tests.helpers.replicas import HOST_MANIFEST, VM_MANIFEST, ControllerProcess
 
 pytestmark = pytest.mark.postgres
 
 LEASE_TTL_S = 2.0
 DEADLINE_S = 90.0
 
-HOST = """\
-apiVersion: corral.dev/v1alpha1
-kind: Host
-metadata:
-  name: h1
-spec:
-  address: {address}
-  virtualization: qemu
-"""
 
-VM = """\
-apiVersion: corral.dev/v1alpha1
-kind: VirtualMachine
-metadata:
-  name: {name}
-spec:
-  cpus: 1
-  memory: 128Mi
-  boot:
-    kernel: /boot/vmlinuz
-"""
-
-
-class Replica:
-    """One `corral controller` process with its own identity, state dir and log."""
-
-    def __init__(self, identity: str, manifests: Path, db: str, work: Path) -> None:
-        self.identity = identity
-        self.log = work / f"{identity}.log"
-        argv = [
-            sys.executable, "-m", "controller.cli.main", "controller", str(manifests),
-            "--db", db,
-            "--identity", identity,
-            "--state-dir", str(work / identity),
-            "--lease-ttl", str(LEASE_TTL_S),
-            "--poll", "0.2",
-            "--resync", "2",
-        ]  # fmt: skip
-        out = open(self.log, "wb")  # noqa: SIM115 - the child writes to it for its whole life
-        self.process = subprocess.Popen(argv, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT)
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def end(self) -> None:
-        if self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGCONT)
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-
-def wait_for(what: str, check: Callable[[], bool], replicas: list[Replica]) -> float:
+def wait_for(what: str, check: Callable[[], bool], replicas: list[ControllerProcess]) -> float:
     """Poll `check` every 20 ms; return seconds until it held, or fail naming `what`."""
     start = time.monotonic()
     while not check():
@@ -121,16 +66,20 @@ def test_standby_takes_over_a_killed_leader_and_a_deposed_leader_is_fenced(
 ) -> None:
     manifests = tmp_path / "fleet"
     manifests.mkdir()
-    (manifests / "host.yaml").write_text(HOST.format(address=agent.address))
-    (manifests / "vm-a.yaml").write_text(VM.format(name="vm-a"))
+    (manifests / "host.yaml").write_text(HOST_MANIFEST.format(address=agent.address))
+    (manifests / "vm-a.yaml").write_text(VM_MANIFEST.format(name="vm-a"))
     client = AgentClient(agent.address)
     store = open_store(pg_schema_url)
-    replicas: list[Replica] = []
+    replicas: list[ControllerProcess] = []
     try:
-        replicas.append(a := Replica("ctl-a", manifests, pg_schema_url, tmp_path))
+        replicas.append(
+            a := ControllerProcess("ctl-a", manifests, pg_schema_url, tmp_path, LEASE_TTL_S)
+        )
         wait_for("ctl-a leads in term 1", leads(store, "ctl-a", 1), replicas)
         wait_for("vm-a running", lambda: running(client, "vm-a"), replicas)
-        replicas.append(b := Replica("ctl-b", manifests, pg_schema_url, tmp_path))
+        replicas.append(
+            b := ControllerProcess("ctl-b", manifests, pg_schema_url, tmp_path, LEASE_TTL_S)
+        )
         wait_for("ctl-b stands by", lambda: "standing by" in b.output(), replicas)
         time.sleep(2 * LEASE_TTL_S)
         assert leads(store, "ctl-a", 1)(), "the standby took the lead from a live leader"
@@ -138,7 +87,7 @@ def test_standby_takes_over_a_killed_leader_and_a_deposed_leader_is_fenced(
         # 1. the leader dies without a word; the standby waits out the lease and leads
         a.process.kill()
         a.process.wait()
-        (manifests / "vm-b.yaml").write_text(VM.format(name="vm-b"))
+        (manifests / "vm-b.yaml").write_text(VM_MANIFEST.format(name="vm-b"))
         killed = time.monotonic()
         lead_s = wait_for("ctl-b leads in term 2", leads(store, "ctl-b", 2), replicas)
         wait_for("vm-b running", lambda: running(client, "vm-b"), replicas)
@@ -155,7 +104,9 @@ def test_standby_takes_over_a_killed_leader_and_a_deposed_leader_is_fenced(
         )
 
         # 2. a frozen leader is deposed; woken, it must change nothing
-        replicas.append(c := Replica("ctl-c", manifests, pg_schema_url, tmp_path))
+        replicas.append(
+            c := ControllerProcess("ctl-c", manifests, pg_schema_url, tmp_path, LEASE_TTL_S)
+        )
         wait_for("ctl-c stands by", lambda: "standing by" in c.output(), replicas)
         os.kill(b.process.pid, signal.SIGSTOP)
         frozen = time.monotonic()

@@ -13,8 +13,6 @@ database was gone. Each test prints the faults it injected and the violations it
 from __future__ import annotations
 
 import importlib.util
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -32,9 +30,10 @@ from controller.sim import write_fleet
 from controller.store import Store, StoreError, open_store
 from controller.store.fencing import holder_hash
 from schemas.meta import ConditionStatus, ConditionType
-from tests.e2e.e2ekit import REPO_ROOT, start_agent, stop_agent
+from tests.e2e.e2ekit import start_agent, stop_agent
 from tests.fault.faultkit import Clock, FaultFleet, Report
 from tests.helpers.private_pg import PrivatePostgres, private_pg, private_pg_url
+from tests.helpers.replicas import HOST_MANIFEST, VM_MANIFEST, ControllerProcess
 
 __all__ = ["private_pg", "private_pg_url"]  # fixtures used by this module
 
@@ -504,59 +503,6 @@ def wait_for(condition: Callable[[], bool], timeout_s: float) -> bool:
     return condition()
 
 
-HOST_MANIFEST = """\
-apiVersion: corral.dev/v1alpha1
-kind: Host
-metadata:
-  name: h1
-spec:
-  address: {address}
-  virtualization: qemu
-"""
-
-VM_MANIFEST = """\
-apiVersion: corral.dev/v1alpha1
-kind: VirtualMachine
-metadata:
-  name: {name}
-spec:
-  cpus: 1
-  memory: 128Mi
-  boot:
-    kernel: /boot/vmlinuz
-"""
-
-
-class ControllerProcess:
-    """One `corral controller` replica process on the private cluster, logging to a file."""
-
-    def __init__(self, identity: str, manifests: Path, db: str, work: Path) -> None:
-        self.identity = identity
-        self.log = work / f"{identity}.log"
-        argv = [
-            sys.executable, "-m", "controller.cli.main", "controller", str(manifests),
-            "--db", db,
-            "--identity", identity,
-            "--state-dir", str(work / identity),
-            "--lease-ttl", str(LEASE_TTL_S),
-            "--poll", "0.2",
-            "--resync", "2",
-        ]  # fmt: skip
-        out = open(self.log, "wb")  # noqa: SIM115 - the child writes to it for its whole life
-        self.process = subprocess.Popen(argv, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT)
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def end(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-
 def test_corral_controller_replicas_stand_down_and_one_returns(
     tmp_path: Path, private_pg_url: str, private_pg: PrivatePostgres
 ) -> None:
@@ -576,7 +522,7 @@ def test_corral_controller_replicas_stand_down_and_one_returns(
         (manifests / "host.yaml").write_text(HOST_MANIFEST.format(address=agent.address))
         (manifests / "vm-a.yaml").write_text(VM_MANIFEST.format(name="vm-a"))
         replicas = [
-            ControllerProcess(name, manifests, private_pg_url, tmp_path)
+            ControllerProcess(name, manifests, private_pg_url, tmp_path, LEASE_TTL_S)
             for name in ("ctl-a", "ctl-b")
         ]
         logs = lambda: "\n".join(f"--- {r.identity}\n{r.output()[-3000:]}" for r in replicas)  # noqa: E731

@@ -1,0 +1,69 @@
+"""`corral controller` replica processes and the one-host fleet they reconcile, for the
+failover and PostgreSQL-outage tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.e2e.e2ekit import REPO_ROOT
+
+HOST_MANIFEST = """\
+apiVersion: corral.dev/v1alpha1
+kind: Host
+metadata:
+  name: h1
+spec:
+  address: {address}
+  virtualization: qemu
+"""
+
+VM_MANIFEST = """\
+apiVersion: corral.dev/v1alpha1
+kind: VirtualMachine
+metadata:
+  name: {name}
+spec:
+  cpus: 1
+  memory: 128Mi
+  boot:
+    kernel: /boot/vmlinuz
+"""
+
+
+class ControllerProcess:
+    """One `corral controller` replica process with its own identity, state dir and log."""
+
+    def __init__(
+        self, identity: str, manifests: Path, db: str, work: Path, lease_ttl_s: float
+    ) -> None:
+        self.identity = identity
+        self.log = work / f"{identity}.log"
+        argv = [
+            sys.executable, "-m", "controller.cli.main", "controller", str(manifests),
+            "--db", db,
+            "--identity", identity,
+            "--state-dir", str(work / identity),
+            "--lease-ttl", str(lease_ttl_s),
+            "--poll", "0.2",
+            "--resync", "2",
+        ]  # fmt: skip
+        out = open(self.log, "wb")  # noqa: SIM115 - the child writes to it for its whole life
+        self.process = subprocess.Popen(argv, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def end(self) -> None:
+        """Stop the process (waking it first if a test stopped it with SIGSTOP)."""
+        if self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGCONT)
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
