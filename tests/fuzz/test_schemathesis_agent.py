@@ -20,34 +20,22 @@ schemathesis' coverage phase (boundary and type-mutation cases of every paramete
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import libvirt
 import pytest
-import schemathesis
 from fastapi import FastAPI
-from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from schemathesis.checks import not_a_server_error
-from schemathesis.config import SchemathesisConfig
-from schemathesis.specs.openapi.checks import (
-    content_type_conformance,
-    response_schema_conformance,
-    status_code_conformance,
-)
 
 from nodeagent import domains, storage
 from nodeagent.agent import Agent
 from nodeagent.models import AgentError, DomainSpec, VolumeSpec
 from nodeagent.openapi import OPENAPI_PATH
 from nodeagent.server import create_app
+from tests.helpers.fuzzing import CONFORMANCE, FUZZ, load_schema
 
-EXAMPLES_ENV = os.environ.get("CORRAL_FUZZ_EXAMPLES")
-EXAMPLES = int(EXAMPLES_ENV or "8")
 NODE_URI = f"test://{Path(__file__).resolve().parents[1] / 'data' / 'node.xml'}"
 EVENTS_S = 0.05
 """How long a generated event stream runs: without wait_s it streams until the client leaves."""
@@ -56,19 +44,7 @@ DOMAIN, NETWORK, POOL, VOLUME = "web-1", "default", "images", "web-1.qcow2"
 SEEDS = {"name": DOMAIN, "pool": POOL, "vol": VOLUME}
 """Existing object per path parameter; /v1/networks/{name} and /v1/pools/{name} differ."""
 
-CONFORMANCE = [
-    not_a_server_error,
-    status_code_conformance,
-    content_type_conformance,
-    response_schema_conformance,
-]
-schema = schemathesis.openapi.from_dict(
-    json.loads(OPENAPI_PATH.read_text()),
-    config=SchemathesisConfig.from_dict(
-        {"phases": {"coverage": {"enabled": EXAMPLES_ENV is not None}}}
-    ),
-)
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
+schema = load_schema(OPENAPI_PATH)
 
 
 @pytest.fixture(scope="module")

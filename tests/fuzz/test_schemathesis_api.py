@@ -16,8 +16,6 @@ schemathesis' coverage phase (boundary and type-mutation cases of every paramete
 
 from __future__ import annotations
 
-import json
-import os
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,17 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import schemathesis
 from fastapi import FastAPI
-from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
-from schemathesis.config import SchemathesisConfig
-from schemathesis.specs.openapi.checks import (
-    content_type_conformance,
-    response_schema_conformance,
-    status_code_conformance,
-)
 from starlette.testclient import TestClient
 
 from controller.api.app import create_app
@@ -44,30 +34,17 @@ from controller.api.tokens import TokenStore
 from controller.manifests.loader import load_paths
 from controller.store import open_store
 from schemas.kinds import PLURALS
+from tests.helpers.fuzzing import CONFORMANCE, FUZZ, load_schema
 
-EXAMPLES_ENV = os.environ.get("CORRAL_FUZZ_EXAMPLES")
-EXAMPLES = int(EXAMPLES_ENV or "8")
 MANIFESTS = Path(__file__).resolve().parents[2] / "examples" / "manifests"
 WATCH_S = 0.05
 """How long a generated watch stream runs: the default (300 s) would hold every example."""
 
-CONFORMANCE = [
-    not_a_server_error,
-    status_code_conformance,
-    content_type_conformance,
-    response_schema_conformance,
-]
-schema = schemathesis.openapi.from_dict(
-    json.loads(OPENAPI_PATH.read_text()),
-    config=SchemathesisConfig.from_dict(
-        {"phases": {"coverage": {"enabled": EXAMPLES_ENV is not None}}}
-    ),
-)
+schema = load_schema(OPENAPI_PATH)
 SEEDS = load_paths([MANIFESTS]).resources
 SEEDED: dict[str, list[str]] = defaultdict(list)
 for _obj in SEEDS:
     SEEDED[PLURALS[_obj.kind]].append(_obj.metadata.name)
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 
 
 @dataclass(frozen=True)
