@@ -17,6 +17,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,62}$"
+XML_TEXT_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]*$"
+"""Text that may go into libvirt XML: no control characters XML 1.0 forbids."""
 MAC_PATTERN = r"^([0-9a-f]{2}:){5}[0-9a-f]{2}$"
 DISK_TARGET_PATTERN = r"^(vd|sd|hd)[a-z]{1,2}$"
 
@@ -482,7 +484,7 @@ class SnapshotSpec(WireModel):
     can take only of a stopped domain: refused (conflict) while the domain runs.
     """
 
-    description: str | None = None
+    description: str | None = Field(default=None, max_length=4096, pattern=XML_TEXT_PATTERN)
     memory: bool | None = None
 
 

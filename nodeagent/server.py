@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 import libvirt
 from fastapi import Body, Depends, FastAPI, Header, Query, Request
+from fastapi import Path as FastAPIPath
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
@@ -30,6 +31,7 @@ from nodeagent.context import AgentContext
 from nodeagent.errors import AgentFailure, from_libvirt
 from nodeagent.lease import RENEWAL_ARRIVED_AT, RenewalArrivalStamp
 from nodeagent.models import (
+    NAME_PATTERN,
     AgentError,
     AgentEvent,
     ApplyResult,
@@ -295,7 +297,10 @@ def create_app(agent: Agent | None = None) -> FastAPI:
 
     @app.put("/v1/domains/{name}/snapshots/{snap}", response_model=VerbResult)
     def put_snapshot(
-        ctx: Ctx, name: str, snap: str, spec: SnapshotSpec | None = None
+        ctx: Ctx,
+        name: str,
+        snap: Annotated[str, FastAPIPath(pattern=NAME_PATTERN)],
+        spec: SnapshotSpec | None = None,
     ) -> VerbResult:
         """ensure_snapshot: the snapshot exists."""
         return snapshots.ensure_snapshot(ctx, name, snap, spec or SnapshotSpec())

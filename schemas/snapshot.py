@@ -12,7 +12,12 @@ from schemas.meta import ByteQuantity, CorralModel, Name, ObjectStatus, Resource
 
 class SnapshotSpec(CorralModel):
     vm: Name
-    description: str | None = Field(default=None, max_length=1024)
+    description: str | None = Field(
+        default=None,
+        max_length=1024,
+        # It becomes libvirt XML text: no control characters XML 1.0 forbids.
+        pattern=r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]*$",
+    )
     memory: bool = False
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 import libvirt
 import pytest
 from agentkit import make_spec, revise
@@ -278,3 +280,24 @@ def test_ha_domain_start_needs_the_lease(agent: Agent, client, spec):
     client.renew_lease("controller-1", ttl_s=30)
 
     assert client.ensure_running("web-1").changed is True
+
+
+@pytest.mark.parametrize(
+    ("snap", "body", "field"),
+    [
+        ("\x11r04", {}, "snap"),  # a control character would reach libvirt's XML
+        ("-leading-dash", {}, "snap"),
+        ("ok", {"description": "line\x0bfeed"}, "description"),
+    ],
+    ids=["control-char-name", "bad-first-char", "control-char-description"],
+)
+def test_snapshot_names_and_descriptions_are_checked_before_libvirt(
+    client, spec, snap, body, field
+):
+    client.ensure_domain_defined(spec)
+    response = client._http.put(f"domains/web-1/snapshots/{quote(snap, safe='')}", json=body)
+
+    assert response.status_code == 422, response.text
+    error = response.json()
+    assert error["type"] == "invalid_spec" and field in (error["field"] or "")
+    assert client.list_snapshots("web-1") == []
