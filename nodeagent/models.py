@@ -12,13 +12,16 @@ from __future__ import annotations
 import ipaddress
 import re
 import uuid as uuidlib
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,62}$"
 XML_TEXT_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]*$"
 """Text that may go into libvirt XML: no control characters XML 1.0 forbids."""
+XmlText = Annotated[str, Field(pattern=XML_TEXT_PATTERN)]
+"""A free-text field that is written into libvirt XML: refused as invalid_spec, naming
+the field, rather than failing in libvirt's parser."""
 MAC_PATTERN = r"^([0-9a-f]{2}:){5}[0-9a-f]{2}$"
 DISK_TARGET_PATTERN = r"^(vd|sd|hd)[a-z]{1,2}$"
 
@@ -59,9 +62,9 @@ class DiskSpec(WireModel):
     """One disk or CD-ROM: a host path, or a volume of a libvirt storage pool."""
 
     target: str = Field(pattern=DISK_TARGET_PATTERN)
-    path: str | None = None
-    pool: str | None = None
-    volume: str | None = None
+    path: XmlText | None = None
+    pool: XmlText | None = None
+    volume: XmlText | None = None
     format: Literal["qcow2", "raw"] = "qcow2"
     bus: Literal["virtio", "sata", "scsi", "ide"] = "virtio"
     device: Literal["disk", "cdrom"] = "disk"
@@ -84,7 +87,7 @@ class DiskSpec(WireModel):
 class NicSpec(WireModel):
     """One network interface on a libvirt network or an existing host bridge."""
 
-    network: str | None = None
+    network: XmlText | None = None
     bridge: str | None = None
     model: Literal["virtio", "e1000", "rtl8139"] = "virtio"
     mac: str | None = Field(default=None, pattern=MAC_PATTERN)
@@ -113,24 +116,24 @@ class DomainSpec(WireModel):
     memory_mib: int = Field(ge=16)
     max_memory_mib: int | None = Field(default=None, ge=16)
     domain_type: Literal["qemu", "kvm"] = "qemu"
-    machine: str | None = None
+    machine: XmlText | None = None
     arch: Literal["x86_64"] = "x86_64"
     firmware: Literal["bios", "uefi"] = "bios"
-    kernel: str | None = None
-    initrd: str | None = None
-    cmdline: str | None = None
+    kernel: XmlText | None = None
+    initrd: XmlText | None = None
+    cmdline: XmlText | None = None
     boot_order: list[Literal["hd", "cdrom", "network"]] = Field(
         default_factory=lambda: ["hd"], min_length=1
     )
     disks: list[DiskSpec] = Field(default_factory=list)
     nics: list[NicSpec] = Field(default_factory=list)
-    serial_log_path: str | None = None
+    serial_log_path: XmlText | None = None
     graphics: Literal["none", "vnc", "spice"] = "none"
     ha: bool = False
     ha_priority: int = Field(default=50, ge=0, le=100)
-    labels: dict[str, str] = Field(default_factory=dict)
+    labels: dict[XmlText, XmlText] = Field(default_factory=dict)
     hooks: list[str] = Field(default_factory=list)
-    description: str | None = None
+    description: XmlText | None = None
 
     @field_validator("uuid")
     @classmethod
@@ -390,11 +393,11 @@ class PoolSpec(WireModel):
     name: str = Field(pattern=NAME_PATTERN)
     uuid: str | None = None
     type: Literal["dir", "netfs", "logical"]
-    target_path: str
-    source_host: str | None = None
-    source_path: str | None = None
-    source_device: str | None = None
-    source_name: str | None = None
+    target_path: XmlText
+    source_host: XmlText | None = None
+    source_path: XmlText | None = None
+    source_device: XmlText | None = None
+    source_name: XmlText | None = None
     autostart: bool = True
 
     @model_validator(mode="after")
@@ -484,7 +487,7 @@ class SnapshotSpec(WireModel):
     can take only of a stopped domain: refused (conflict) while the domain runs.
     """
 
-    description: str | None = Field(default=None, max_length=4096, pattern=XML_TEXT_PATTERN)
+    description: XmlText | None = Field(default=None, max_length=4096)
     memory: bool | None = None
 
 
