@@ -60,18 +60,12 @@ def share_strings(model: BaseModel) -> None:
     while stack:
         item = stack.pop()
         values = item.__dict__ if isinstance(item, BaseModel) else item
-        if isinstance(values, dict):
-            for key, value in values.items():
+        if isinstance(values, dict | list):
+            slots = values.items() if isinstance(values, dict) else enumerate(values)
+            for key, value in slots:
                 if type(value) is str:
                     if len(value) <= SHARED_STRING_MAX:
-                        values[key] = sys.intern(value)
-                elif isinstance(value, _CONTAINERS):
-                    stack.append(value)
-        elif isinstance(values, list):
-            for index, value in enumerate(values):
-                if type(value) is str:
-                    if len(value) <= SHARED_STRING_MAX:
-                        values[index] = sys.intern(value)
+                        values[key] = sys.intern(value)  # same key: no resize mid-iteration
                 elif isinstance(value, _CONTAINERS):
                     stack.append(value)
         elif isinstance(values, tuple):
