@@ -24,6 +24,9 @@ to standby with its writes and agent lease renewals refused.
 PostgreSQL sessions of a replica are ended by the server when they idle inside a
 transaction for longer than the lease TTL (see `with_session_limit`).
 
+A replica started while the store cannot be reached waits for it (one warning), as a
+standby waits for the lead.
+
 Exit codes: 0 after a clean stop, 2 when the arguments or the store are unusable.
 """
 
@@ -53,7 +56,7 @@ from controller.cli.common import (
 )
 from controller.leader import LeaderElector, lead
 from controller.loop import Controller, SourceSetting
-from controller.store import StoreError, default_state_dir, open_store
+from controller.store import Store, StoreError, StoreUnavailable, default_state_dir, open_store
 
 log = logging.getLogger(__name__)
 
@@ -129,11 +132,14 @@ def run_controller(
     name = identity or default_identity()
     db = with_session_limit(db, lease_ttl)
     setting = replace(make_source(path, git, branch, subpath, prune, state_dir), poll_s=poll)
-    election_store = open_store_or_exit(db, state_dir)
-    elector = LeaderElector(election_store, name, ttl_s=lease_ttl)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
+    election_store = wait_for_store(db, state_dir, stop, retry_s=min(lease_ttl / 3, 2.0))
+    if election_store is None:
+        console.print(f"corral controller {name}: stopped", highlight=False)
+        return
+    elector = LeaderElector(election_store, name, ttl_s=lease_ttl)
     console.print(
         f"[bold]corral controller[/] {name}: {setting.source.name} -> {election_store.url};"
         f" standing by until it leads (lease {lease_ttl:g}s)",
@@ -145,6 +151,27 @@ def run_controller(
     finally:
         election_store.close()
     console.print(f"corral controller {name}: stopped", highlight=False)
+
+
+def wait_for_store(
+    db: str | None, state_dir: Path | None, stop: threading.Event, *, retry_s: float
+) -> Store | None:
+    """Open the store, waiting while it cannot be reached; None if `stop` is set first.
+
+    A replica is a service: started before its database (a host boot, a PostgreSQL
+    restart), it stands by for the store as it stands by for the lead. Any other store
+    error (a bad URL, a schema newer than this build) still exits 2 at once.
+    """
+    warned = False
+    while not stop.is_set():
+        try:
+            return open_store_or_exit(db, state_dir, quiet=(StoreUnavailable,))
+        except StoreUnavailable as exc:
+            if not warned:
+                log.warning("waiting for the store: %s", exc)
+                warned = True
+            stop.wait(retry_s)
+    return None
 
 
 def replica_term(

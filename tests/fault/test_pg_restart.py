@@ -528,6 +528,7 @@ def test_corral_controller_replicas_stand_down_and_one_returns(
         logs = lambda: "\n".join(f"--- {r.identity}\n{r.output()[-3000:]}" for r in replicas)  # noqa: E731
         assert wait_for(lambda: domains(client).get("vm-a") == "running", 90), logs()
         assert wait_for(lambda: sum("leading in term" in r.output() for r in replicas) == 1, 10)
+        assert wait_for(lambda: all(r.standing_by() for r in replicas), 60), logs()
 
         private_pg.stop("fast")
         down_at = time.monotonic()
@@ -578,3 +579,41 @@ def test_corral_controller_replicas_stand_down_and_one_returns(
 def domains(client: AgentClient) -> dict[str, str]:
     """Return the agent's domains by name, with their state."""
     return {d.name: d.state for d in client.get_state().domains}
+
+
+def test_corral_controller_started_before_its_store_waits_for_it(
+    tmp_path: Path, private_pg_url: str, private_pg: PrivatePostgres
+) -> None:
+    """A replica started while PostgreSQL is down does not exit: it waits for the store
+    (one warning), then leads and reconciles once the server is back."""
+    if importlib.util.find_spec("libvirt") is None:
+        pytest.skip("libvirt-python is not installed (the agent needs it)")
+    manifests = tmp_path / "fleet"
+    manifests.mkdir()
+    agent = start_agent("test:///default", tmp_path / "agent.log")
+    client = AgentClient(agent.address)
+    (manifests / "host.yaml").write_text(HOST_MANIFEST.format(address=agent.address))
+    (manifests / "vm-a.yaml").write_text(VM_MANIFEST.format(name="vm-a"))
+    private_pg.stop("fast")
+    replica = ControllerProcess("ctl-a", manifests, private_pg_url, tmp_path, LEASE_TTL_S)
+    report = Report()
+    try:
+        report.add("PostgreSQL down when the replica started")
+        assert wait_for(lambda: "waiting for the store" in replica.output(), 60), replica.output()
+        time.sleep(LEASE_TTL_S)
+        if replica.process.poll() is not None:
+            report.violations.append(f"the replica exited {replica.process.returncode}")
+        if replica.standing_by() or "vm-a" in domains(client):
+            report.violations.append("the replica went on without its store")
+        private_pg.start()
+        up_at = time.monotonic()
+        assert wait_for(lambda: domains(client).get("vm-a") == "running", 60), replica.output()
+        print(f"\nvm-a ran {time.monotonic() - up_at:.1f} s after PostgreSQL started")
+        if replica.output().count("waiting for the store") != 1:
+            report.violations.append("the wait was not logged exactly once")
+    finally:
+        replica.end()
+        stop_agent(agent.process)
+    report.print("corral controller started before PostgreSQL")
+    assert report.violations == [], replica.output()
+    assert replica.process.returncode == 0, replica.output()

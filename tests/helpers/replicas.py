@@ -57,6 +57,10 @@ class ControllerProcess:
     def output(self) -> str:
         return self.log.read_text(errors="replace")
 
+    def standing_by(self) -> bool:
+        """Whether the replica has its store and stands by for (or holds) the lead."""
+        return "standing by until it leads" in self.output()
+
     def end(self) -> None:
         """Stop the process (waking it first if a test stopped it with SIGSTOP)."""
         if self.process.poll() is None:

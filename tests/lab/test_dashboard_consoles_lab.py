@@ -69,14 +69,14 @@ def test_terminal_and_display_in_chromium(
                 page.keyboard.press("Enter")
                 page.keyboard.type(f"echo {word}")
                 page.keyboard.press("Enter")
-                rows = page.locator("#terminal .xterm-rows")
+                # The shell's answer is a row of its own; the echo of the typed line is not
+                # compared, since the guest's serial heartbeat may land in the middle of it.
                 page.wait_for_function(
                     """word => [...document.querySelectorAll('#terminal .xterm-rows > div')]
                         .some(row => row.textContent.trim() === word)""",
                     arg=word,
                     timeout=TIMEOUT_MS,
                 )
-                assert f"echo {word}" in rows.inner_text()
                 page.screenshot(path=str(ARTIFACTS / "console.png"))
 
                 page.goto(f"{base}/ui/vms/{VM}/display")
