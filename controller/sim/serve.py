@@ -32,6 +32,9 @@ SIM_SUFFIX = ".sim"
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body leave in two writes; with Nagle's algorithm the body then waits
+    # for the client's delayed ACK (40 ms on Linux), as no real agent's answer does.
+    disable_nagle_algorithm = True
     server: _FleetServer
 
     def log_message(self, format: str, *args: object) -> None:
