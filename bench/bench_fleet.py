@@ -32,15 +32,19 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from controller.agentpool import AgentPool
 from controller.loop import Controller, PassResult, SourceSetting, freeze_heap
-from controller.sim import Latency, SimFleet, write_fleet
-from controller.sim.serve import RoutedTransport
+from controller.sim import Latency, write_fleet
+from controller.sim.routed import RoutedTransport
 from controller.sources import DirectorySource
 from controller.store import open_store
+
+if TYPE_CHECKING:
+    from controller.sim import SimFleet
 
 MAX_PASSES = 12
 
@@ -77,6 +81,8 @@ class Fleet:
     def __init__(self, names: list[str], latency_scale: float, mode: str) -> None:
         self.child: subprocess.Popen[str] | None = None
         if mode == "inline":
+            from controller.sim import SimFleet  # the simulated hosts: only in this mode
+
             self.inline: SimFleet | None = SimFleet(names, latency=Latency().scaled(latency_scale))
             self.transport_for = self.inline.transport_for
             return

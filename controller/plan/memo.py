@@ -38,6 +38,7 @@ class IdentityMemo(Generic[T]):
 
     def __init__(self, limit: int = 200_000) -> None:
         self._limit = limit
+        self._on_free = self._drop  # one bound method for every reference, not one each
         self._table: dict[tuple[Any, ...], tuple[tuple[_SourceRef, ...], T]] = {}
 
     def get(self, sources: tuple[Any, ...], extra: Hashable, compute: Callable[[], T]) -> T:
@@ -53,7 +54,7 @@ class IdentityMemo(Generic[T]):
                 return value
         value = compute()
         try:
-            refs = tuple(_SourceRef(obj, self._drop, key) for obj in sources)
+            refs = tuple(_SourceRef(obj, self._on_free, key) for obj in sources)
         except TypeError:
             return value
         if len(self._table) >= self._limit:

@@ -25,9 +25,7 @@ import httpx
 
 from controller.sim.fleet import SimFleet
 from controller.sim.latency import Latency
-
-SIM_SUFFIX = ".sim"
-"""Simulated hosts are addressed as http://<name>.sim:<port> (controller.sim.workload)."""
+from controller.sim.routed import SIM_SUFFIX
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -104,26 +102,6 @@ def serve_fleet(fleet: SimFleet, host: str = "127.0.0.1", port: int = 0) -> _Fle
     server = _FleetServer(fleet, host, port)
     threading.Thread(target=server.serve_forever, name="sim-server", daemon=True).start()
     return server
-
-
-class RoutedTransport(httpx.HTTPTransport):
-    """Sends one simulated host's requests to the fleet server at 127.0.0.1:`port`,
-    keeping the host's name in the Host header (one per host, as a real agent's client
-    has its own connections: one pool shared by 1,000 hosts costs a scan of all its
-    connections per request)."""
-
-    def __init__(self, port: int, max_connections: int = 16) -> None:
-        super().__init__(
-            verify=False,  # plain HTTP: no TLS context (and no CA bundle) per host
-            limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
-            ),
-        )
-        self.port = port
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        request.url = request.url.copy_with(host="127.0.0.1", port=self.port)
-        return super().handle_request(request)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, is_dataclass
 from functools import cached_property
 from typing import Any
@@ -38,6 +38,33 @@ def to_document(value: Any, field: str) -> Any:
         return json.loads(json.dumps(value, default=_json_default))
     except (TypeError, ValueError) as exc:
         raise InvalidInput(field, f"not JSON-serialisable: {exc}") from exc
+
+
+class JSONText(str):
+    """A JSON document already serialised: a JSON column stores it as it is (see
+    `serialize_json`), so a large document is never built twice in memory."""
+
+
+def serialize_json(value: Any) -> str:
+    """The engines' JSON serializer: JSONText as it is, anything else by json.dumps."""
+    return value if isinstance(value, JSONText) else json.dumps(value)
+
+
+def json_array_text(values: Sequence[Any], field: str) -> JSONText:
+    """Return `values` as the text of a JSON array, each item serialised as `to_document`
+    would make it (raises InvalidInput naming `field[i]`), one item at a time: a plan of
+    30,000 actions then never exists twice as Python dicts, only once as text."""
+    parts = []
+    for i, value in enumerate(values):
+        if isinstance(value, BaseModel):
+            value = value.model_dump(mode="json", by_alias=True, exclude_none=True)
+        elif is_dataclass(value) and not isinstance(value, type):
+            value = asdict(value)
+        try:
+            parts.append(json.dumps(value, default=_json_default))
+        except (TypeError, ValueError) as exc:
+            raise InvalidInput(f"{field}[{i}]", f"not JSON-serialisable: {exc}") from exc
+    return JSONText(f"[{','.join(parts)}]")
 
 
 def _json_default(value: Any) -> Any:

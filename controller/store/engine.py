@@ -12,6 +12,7 @@ from sqlalchemy import create_engine, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Engine, make_url
 
+from controller.store.canonical import serialize_json
 from controller.store.errors import StoreBusy, StoreError, StoreUnavailable
 
 STATE_DIR_ENV = "CORRAL_STATE_DIR"
@@ -75,6 +76,7 @@ def make_engine(url: URL) -> Engine:
             url = url.set(drivername="postgresql+psycopg")
         return create_engine(
             url,
+            json_serializer=serialize_json,
             pool_pre_ping=True,
             connect_args={"connect_timeout": PG_CONNECT_TIMEOUT_S},
         )
@@ -92,6 +94,7 @@ def _sqlite_engine(url: URL) -> Engine:
             raise StoreUnavailable(redact(url), cause) from exc
     engine = create_engine(
         url,
+        json_serializer=serialize_json,
         connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False},
     )
 

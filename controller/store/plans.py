@@ -10,7 +10,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from controller.store.canonical import to_document
+from controller.store.canonical import json_array_text
 from controller.store.errors import InvalidInput, NotFound
 from controller.store.records import ActionOutcome, PlanRecord
 from controller.store.tables import plan_outcomes, plans
@@ -26,7 +26,7 @@ def record_plan(
     now: datetime,
 ) -> int:
     """Store a plan (actions as dicts, models or dataclasses); return its id."""
-    docs = [to_document(action, f"actions[{i}]") for i, action in enumerate(actions)]
+    docs = json_array_text(actions, "actions")
     return conn.execute(
         insert(plans)
         .values(created_at=now, source=source, revision=revision, actions=docs, summary=summary)

@@ -87,15 +87,32 @@ def put_status(
     return [ChangeDraft("status", "updated", kind, name, row.resource_version + 1)]
 
 
+STATUS_CHUNK = 500
+"""Statuses read, built and written at a time: the documents of 10,000 statuses never
+exist at once, only those of one chunk."""
+
+
 def put_statuses(
     conn: Connection, items: Mapping[tuple[str, str], Any], now: datetime
 ) -> list[ChangeDraft]:
-    """Store many statuses as `put_status` does each (no expected version), with one read
-    per 500 objects, one bulk insert and one bulk update; return the changes written.
+    """Store many statuses as `put_status` does each (no expected version), a chunk at a
+    time: one read, one bulk insert and the updates per STATUS_CHUNK objects; return the
+    changes written.
 
     Raises NotFound for an object that does not exist, Conflict when another writer
     changed one of these statuses between the read and the write.
     """
+    drafts: list[ChangeDraft] = []
+    keys = list(items)
+    for start in range(0, len(keys), STATUS_CHUNK):
+        chunk = {key: items[key] for key in keys[start : start + STATUS_CHUNK]}
+        drafts += _put_status_chunk(conn, chunk, now)
+    return drafts
+
+
+def _put_status_chunk(
+    conn: Connection, items: Mapping[tuple[str, str], Any], now: datetime
+) -> list[ChangeDraft]:
     docs: dict[tuple[str, str], tuple[dict[str, Any], str]] = {}
     for key, value in items.items():
         doc = to_document(value, "status")
@@ -103,22 +120,20 @@ def put_statuses(
             raise InvalidInput("status", f"expected an object, got {type(doc).__name__}")
         docs[key] = (doc, content_hash(doc))
     current: dict[tuple[str, str], Any] = {}
-    names = sorted({name for _kind, name in docs})
-    for start in range(0, len(names), 500):
-        query = (
-            select(
-                objects.c.kind,
-                objects.c.name,
-                objects.c.id,
-                statuses.c.status_hash,
-                statuses.c.resource_version,
-            )
-            .select_from(objects.outerjoin(statuses, statuses.c.object_id == objects.c.id))
-            .where(objects.c.name.in_(names[start : start + 500]))
+    query = (
+        select(
+            objects.c.kind,
+            objects.c.name,
+            objects.c.id,
+            statuses.c.status_hash,
+            statuses.c.resource_version,
         )
-        for row in conn.execute(query):
-            if (row.kind, row.name) in docs:
-                current[(row.kind, row.name)] = row
+        .select_from(objects.outerjoin(statuses, statuses.c.object_id == objects.c.id))
+        .where(objects.c.name.in_(sorted({name for _kind, name in docs})))
+    )
+    for row in conn.execute(query):
+        if (row.kind, row.name) in docs:
+            current[(row.kind, row.name)] = row
     inserts, updates, drafts = [], [], []
     for key, (doc, digest) in docs.items():
         row = current.get(key)

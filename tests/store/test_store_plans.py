@@ -67,6 +67,15 @@ def test_a_plan_is_stored_with_its_actions(store: Store, clock: FakeClock) -> No
     assert plan.finished_at is None
 
 
+def test_an_action_that_is_not_json_names_its_index_and_stores_nothing(store: Store) -> None:
+    store.record_plan(actions(), summary="kept")
+    bad = [*actions(), {"type": "DefineVM", "payload": object()}]
+    with pytest.raises(InvalidInput) as caught:
+        store.record_plan(bad)
+    assert caught.value.field == "actions[2]"
+    assert [p.summary for p in store.list_plans()] == ["kept"]
+
+
 def test_outcomes_are_recorded_per_action_and_may_be_replaced(
     store: Store, clock: FakeClock
 ) -> None:

@@ -76,3 +76,27 @@ def test_status_is_removed_with_the_object(store: Store) -> None:
     store.purge("VirtualMachine", "web-1")
     store.put(vm("web-1"), "api")
     assert store.get_status("VirtualMachine", "web-1") is None
+
+
+def test_many_statuses_are_written_chunk_by_chunk_in_one_transaction(store: Store) -> None:
+    names = [f"vm-{i:04d}" for i in range(1234)]
+    for name in names:
+        store.put(vm(name), "api")
+    first = store.put_statuses({("VirtualMachine", n): running("h1") for n in names})
+    assert len(first) == len(names)
+    seq = store.revision()
+    again = {("VirtualMachine", n): running("h2" if n == names[777] else "h1") for n in names}
+    assert store.put_statuses(again) == [("VirtualMachine", names[777])]
+    assert store.revision() == seq + 1
+    stored = store.get_status("VirtualMachine", names[777])
+    assert stored is not None and (stored.resource_version, stored.status["host"]) == (2, "h2")
+
+
+def test_a_missing_object_in_a_later_chunk_writes_no_status(store: Store) -> None:
+    names = [f"vm-{i:04d}" for i in range(600)]
+    for name in names:
+        store.put(vm(name), "api")
+    items = {("VirtualMachine", n): running("h1") for n in [*names, "vm-gone"]}
+    with pytest.raises(NotFound):
+        store.put_statuses(items)
+    assert store.get_status("VirtualMachine", names[0]) is None
