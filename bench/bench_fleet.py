@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from controller.agentpool import AgentPool
 from controller.loop import Controller, PassResult, SourceSetting, freeze_heap
+from controller.malloc import tune_malloc
 from controller.sim import Latency, write_fleet
 from controller.sim.routed import RoutedTransport
 from controller.sources import DirectorySource
@@ -251,11 +252,14 @@ def main() -> None:
     )
     args = parser.parse_args()
     latency = Latency().scaled(args.latency_scale)
+    tuned = tune_malloc()  # as `corral controller` and `corral up` do
     print(
         f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; "
         f"latency x{args.latency_scale:g} (start {latency.start_s * latency.scale:.2f} s, "
         f"define {latency.define_s * latency.scale:.3f} s); {args.parallel} executor threads; "
         f"simulated fleet {'in its own process, over HTTP' if args.sim == 'process' else 'inline'}"
+        f"; "
+        f"glibc malloc {'tuned' if tuned else 'not tuned'} (controller.malloc)"
     )
     rows = []
     for vms in (int(s) for s in args.sizes.split(",")):

@@ -56,6 +56,7 @@ from controller.cli.common import (
 )
 from controller.leader import LeaderElector, lead
 from controller.loop import Controller, SourceSetting
+from controller.malloc import tune_malloc
 from controller.store import Store, StoreError, StoreUnavailable, default_state_dir, open_store
 
 log = logging.getLogger(__name__)
@@ -126,6 +127,7 @@ def run_controller(
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("controller.leader").setLevel(logging.INFO)
+    tune_malloc()
     if lease_ttl <= 0:
         err_console.print(f"[red]error:[/] --lease-ttl: expected seconds > 0, got {lease_ttl}")
         raise typer.Exit(2)

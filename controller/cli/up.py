@@ -23,6 +23,7 @@ from controller.cli.sourceopts import SourceOptions, with_source_options
 from controller.leader import LeadHeld, RunTerm, hold_run_term
 from controller.localagent import LocalAgents
 from controller.loop import Controller, PassResult, SourceSetting, policy_context
+from controller.malloc import tune_malloc
 from controller.observe import poll_hosts, read_observed
 from controller.plan import Desired, plan
 from controller.store import StoreError, default_state_dir
@@ -89,6 +90,7 @@ def up(
 ) -> None:
     """Run Corral on this machine: apply the manifests, converge, keep them converged."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    tune_malloc()
     setting = source.setting()
     if source.git is not None:
         # A directory is watched (inotify); a repository can only be asked.

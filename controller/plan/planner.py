@@ -17,6 +17,7 @@ from controller.plan.builder import PlanBuilder
 from controller.plan.delete import plan_deletions
 from controller.plan.expand import expand
 from controller.plan.health import HostHealthView, assess_hosts
+from controller.plan.memo import new_generation
 from controller.plan.migration import (
     find_moves,
     plan_cold_moves,
@@ -42,6 +43,7 @@ def plan(desired: Desired, observed: Observed, policy: PolicyContext) -> Plan:
 
     Empty actions mean converged (or blocked: the verdicts say which and why).
     """
+    new_generation()
     expanded = expand(desired)
     shared = frozenset(name for name, p in expanded.pools.items() if p.spec.shared)
     index = index_observed(observed, list(expanded.hosts), shared)

@@ -60,3 +60,28 @@ def test_full_table_is_cleared() -> None:
     for n, source in enumerate(sources):
         memo.get((source,), None, lambda n=n: n)
     assert len(memo) == 1
+
+
+def test_an_entry_a_whole_generation_did_not_use_is_forgotten() -> None:
+    memo: IdentityMemo[str] = IdentityMemo()
+    a, b = Source(), Source()
+    memo.get((a,), "first host", lambda: "on first host")
+    memo.get((b,), None, lambda: "b")
+    memo.age()
+    assert memo.get((a,), "second host", lambda: "on second host") == "on second host"
+    assert memo.get((b,), None, lambda: "recomputed") == "b"
+    memo.age()
+    assert memo.get((b,), None, lambda: "recomputed") == "b"
+    assert memo.get((a,), "first host", lambda: "recomputed") == "recomputed"
+    assert len(memo) == 3
+
+
+def test_a_freed_source_drops_its_entry_from_either_generation() -> None:
+    memo: IdentityMemo[str] = IdentityMemo()
+    older, newer = Source(), Source()
+    memo.get((older,), None, lambda: "older")
+    memo.age()
+    memo.get((newer,), None, lambda: "newer")
+    del older, newer
+    gc.collect()
+    assert len(memo) == 0
