@@ -208,15 +208,16 @@ def assess_host(
     )
 
 
-def lease_renewal_due(obs: HostObservation, ttl_s: float, now: datetime) -> bool:
-    """Return True when the host's lease should be renewed now: every ttl/3 since the last ack.
+def lease_renewal_due(acked_at: datetime | None, ttl_s: float, now: datetime) -> bool:
+    """Return True when a host's lease should be renewed now: every ttl/3 since the last
+    acknowledged renewal (`acked_at`, None if never).
 
     Counting from the last acknowledged renewal (not the last sent) renews again at
     once after a renewal whose answer was lost, so one lost reply never costs the lease.
     """
-    if obs.lease_acked_at is None:
+    if acked_at is None:
         return True
-    return now >= obs.lease_acked_at + timedelta(seconds=ttl_s / 3)
+    return now >= acked_at + timedelta(seconds=ttl_s / 3)
 
 
 @dataclass(frozen=True)

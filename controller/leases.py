@@ -19,7 +19,6 @@ import httpx
 from controller.agents import AgentClient, AgentClientError, AgentConflict
 from controller.ha import lease_renewal_due
 from controller.plan.health import REQUEST_TIMEOUT_S
-from controller.plan.model import HostObservation
 from controller.store import Store, StoreError
 from controller.store.observed import LeaseTimes
 from schemas.host import Host
@@ -93,8 +92,7 @@ class LeaseKeeper:
         calls from now on), or due by controller.ha.lease_renewal_due."""
         if times is None or times[0] is None or times[2] != self.epoch:
             return True
-        seen = HostObservation(name=host.metadata.name, reachable=False, lease_acked_at=times[1])
-        return lease_renewal_due(seen, host.spec.fencing.lease_ttl_s, now)
+        return lease_renewal_due(times[1], host.spec.fencing.lease_ttl_s, now)
 
     def _renew_if_due(self, host: Host, times: LeaseTimes | None) -> str | None:
         """Renew `host`'s lease if due; `times` is its lease bookkeeping in the store (read

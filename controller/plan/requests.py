@@ -107,7 +107,7 @@ def host_views(
     there by this plan if missing); capacity comes from the agent's last report.
     """
     alloc = world._allocation
-    if not isinstance(alloc, Allocation):
+    if alloc is None:
         alloc = world._allocation = Allocation()
     alloc.update(world, placements, requests)
     views = []

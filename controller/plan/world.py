@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from controller.plan.expand import Expanded
 from controller.plan.health import HostHealthView
 from controller.plan.model import PolicyContext
 from controller.plan.observe import ObservedIndex
 from schemas.meta import LabelSelector
+
+if TYPE_CHECKING:  # requests.py builds on World; World only holds its Allocation
+    from controller.plan.requests import Allocation
 
 
 @dataclass
@@ -25,8 +29,8 @@ class World:
     _matches: dict[int, tuple[LabelSelector, list[str]]] = field(default_factory=dict)
     _reach: dict[str, tuple[frozenset[str], frozenset[str]]] = field(default_factory=dict)
     _vm_labels: dict[str, dict[str, str]] | None = None
-    _allocation: object | None = None
-    """controller.plan.requests.Allocation of the last host_views call (per pass)."""
+    _allocation: Allocation | None = None
+    """The allocation of the last host_views call (per pass)."""
 
     @property
     def host_names(self) -> list[str]:

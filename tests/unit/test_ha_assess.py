@@ -253,4 +253,4 @@ def test_messages_give_the_times():
     ],
 )
 def test_lease_renewal_due(acked, now, due):
-    assert lease_renewal_due(obs(True, seen=T0, sent=T0, acked=acked), TTL, now) is due
+    assert lease_renewal_due(acked, TTL, now) is due
