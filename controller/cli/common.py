@@ -36,14 +36,17 @@ def open_store_or_exit(
     """Return the store, or print the reason (naming the URL) and exit 2; errors of a
     `quiet` type are raised to the caller instead."""
     directory = state_dir or default_state_dir()
-    if not db:
-        directory.mkdir(parents=True, exist_ok=True)
     try:
+        if not db:
+            directory.mkdir(parents=True, exist_ok=True)
         return open_store(db, state_dir=directory)
     except quiet:
         raise
     except StoreError as exc:
         err_console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+    except OSError as exc:
+        err_console.print(f"[red]error:[/] --state-dir {directory}: {exc.strerror or exc}")
         raise typer.Exit(2) from exc
 
 

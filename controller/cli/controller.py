@@ -162,13 +162,17 @@ def wait_for_store(
 
     A replica is a service: started before its database (a host boot, a PostgreSQL
     restart), it stands by for the store as it stands by for the lead. Any other store
-    error (a bad URL, a schema newer than this build) still exits 2 at once.
+    error (an unsupported URL, a state directory that cannot be made, a schema newer
+    than this build) still exits 2 at once.
     """
     warned = False
     while not stop.is_set():
         try:
             return open_store_or_exit(db, state_dir, quiet=(StoreUnavailable,))
         except StoreUnavailable as exc:
+            if not exc.transient:
+                err_console.print(f"[red]error:[/] {exc}")
+                raise typer.Exit(2) from exc
             if not warned:
                 log.warning("waiting for the store: %s", exc)
                 warned = True

@@ -81,7 +81,9 @@ def make_engine(url: URL) -> Engine:
             connect_args={"connect_timeout": PG_CONNECT_TIMEOUT_S},
         )
     raise StoreUnavailable(
-        redact(url), f"unsupported database {backend!r} (use sqlite or postgresql)"
+        redact(url),
+        f"unsupported database {backend!r} (use sqlite or postgresql)",
+        transient=False,
     )
 
 
@@ -91,7 +93,7 @@ def _sqlite_engine(url: URL) -> Engine:
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             cause = f"cannot create the state directory: {exc}"
-            raise StoreUnavailable(redact(url), cause) from exc
+            raise StoreUnavailable(redact(url), cause, transient=False) from exc
     engine = create_engine(
         url,
         json_serializer=serialize_json,

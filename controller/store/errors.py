@@ -8,11 +8,16 @@ class StoreError(Exception):
 
 
 class StoreUnavailable(StoreError):
-    """The database cannot be reached or opened; `url` has its password redacted."""
+    """The database cannot be reached or opened; `url` has its password redacted.
 
-    def __init__(self, url: str, cause: str) -> None:
+    `transient` is False when waiting cannot help (an unsupported database, a state
+    directory that cannot be made); a service may wait out the others.
+    """
+
+    def __init__(self, url: str, cause: str, *, transient: bool = True) -> None:
         self.url = url
         self.cause = cause
+        self.transient = transient
         super().__init__(f"database unavailable at {url}: {cause}")
 
 

@@ -49,6 +49,9 @@ def test_other_stores_are_unchanged(db: str | None) -> None:
     [
         pytest.param(["--lease-ttl", "0"], "--lease-ttl: expected seconds > 0, got 0.0", id="ttl"),
         pytest.param([], "give a manifest directory or --git URL", id="no-source"),
+        pytest.param(
+            ["--db", "mysql://db/corral"], "unsupported database 'mysql'", id="unsupported-db"
+        ),
     ],
 )
 def test_bad_arguments_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
@@ -57,3 +60,12 @@ def test_bad_arguments_exit_2(tmp_path: Path, args: list[str], message: str) -> 
     result = CliRunner().invoke(app, ["controller", *args, "--state-dir", str(tmp_path)])
     assert result.exit_code == 2
     assert message in " ".join(result.output.split())
+
+
+def test_a_state_dir_that_cannot_be_made_exits_2(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    state = blocker / "state"
+    result = CliRunner().invoke(app, ["controller", str(tmp_path), "--state-dir", str(state)])
+    assert result.exit_code == 2
+    assert f"--state-dir{state}" in "".join(result.output.split())  # rich may fold the path
