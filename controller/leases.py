@@ -90,9 +90,9 @@ class LeaseKeeper:
         """Return True when `host`'s lease must be renewed now: never sent, sent under
         another term (a new term renews at once, so the agent refuses the previous term's
         calls from now on), or due by controller.ha.lease_renewal_due."""
-        if times is None or times[0] is None or times[2] != self.epoch:
+        if times is None or times.sent_at is None or times.epoch != self.epoch:
             return True
-        return lease_renewal_due(times[1], host.spec.fencing.lease_ttl_s, now)
+        return lease_renewal_due(times.acked_at, host.spec.fencing.lease_ttl_s, now)
 
     def _renew_if_due(self, host: Host, times: LeaseTimes | None) -> str | None:
         """Renew `host`'s lease if due; `times` is its lease bookkeeping in the store (read
@@ -100,7 +100,7 @@ class LeaseKeeper:
         state parse per host per tick)."""
         name, ttl = host.metadata.name, host.spec.fencing.lease_ttl_s
         try:
-            previous = times[0] if times is not None else None
+            previous = times.sent_at if times is not None else None
             now = self.clock()
             if not self._due(host, times, now):
                 return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -30,19 +31,23 @@ DbOption = Annotated[
 ]
 
 
+def _never(_error: StoreError) -> bool:
+    return False
+
+
 def open_store_or_exit(
-    db: str | None, state_dir: Path | None, *, quiet: tuple[type[StoreError], ...] = ()
+    db: str | None, state_dir: Path | None, *, passes: Callable[[StoreError], bool] = _never
 ) -> Store:
-    """Return the store, or print the reason (naming the URL) and exit 2; errors of a
-    `quiet` type are raised to the caller instead."""
+    """Return the store, or print the reason (naming the URL) and exit 2; an error for
+    which `passes(error)` is true (it may go away) is raised to the caller instead."""
     directory = state_dir or default_state_dir()
     try:
         if not db:
             directory.mkdir(parents=True, exist_ok=True)
         return open_store(db, state_dir=directory)
-    except quiet:
-        raise
     except StoreError as exc:
+        if passes(exc):
+            raise
         err_console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from exc
     except OSError as exc:

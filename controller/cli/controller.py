@@ -155,6 +155,10 @@ def run_controller(
     console.print(f"corral controller {name}: stopped", highlight=False)
 
 
+def _transient(error: StoreError) -> bool:
+    return isinstance(error, StoreUnavailable) and error.transient
+
+
 def wait_for_store(
     db: str | None, state_dir: Path | None, stop: threading.Event, *, retry_s: float
 ) -> Store | None:
@@ -168,11 +172,8 @@ def wait_for_store(
     warned = False
     while not stop.is_set():
         try:
-            return open_store_or_exit(db, state_dir, quiet=(StoreUnavailable,))
-        except StoreUnavailable as exc:
-            if not exc.transient:
-                err_console.print(f"[red]error:[/] {exc}")
-                raise typer.Exit(2) from exc
+            return open_store_or_exit(db, state_dir, passes=_transient)
+        except StoreError as exc:
             if not warned:
                 log.warning("waiting for the store: %s", exc)
                 warned = True

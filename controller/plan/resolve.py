@@ -101,7 +101,7 @@ def _resolve(vm: DesiredVM, host: Host, volumes: Mapping[str, VolumeSpec]) -> Do
     boot = spec.boot
     memory = spec.memory or 0
     # Every field is given, defaults too, so that the spec and its disks and NICs share
-    # their classes' field-name sets (controller.plan.sharing).
+    # their classes' field-name sets (controller.sharing).
     try:
         domain = DomainSpec(
             name=vm.name,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.engine import Connection
@@ -177,8 +177,13 @@ def get_observed(conn: Connection, host: str) -> ObservedHost:
     return to_observed(row)
 
 
-LeaseTimes = tuple[datetime | None, datetime | None, int]
-"""A host's (lease_sent_at, lease_acked_at, lease_epoch)."""
+class LeaseTimes(NamedTuple):
+    """A host's lease bookkeeping: the newest renewal that may have reached its agent, the
+    newest it acknowledged, and the term (epoch) of those renewals."""
+
+    sent_at: datetime | None
+    acked_at: datetime | None
+    epoch: int
 
 
 def lease_times(conn: Connection) -> dict[str, LeaseTimes]:
@@ -186,7 +191,10 @@ def lease_times(conn: Connection) -> dict[str, LeaseTimes]:
     the lease keeper asks every tick, for every host."""
     c = observed.c
     query = select(c.host, c.lease_sent_at, c.lease_acked_at, c.lease_epoch)
-    return {r.host: (r.lease_sent_at, r.lease_acked_at, r.lease_epoch) for r in conn.execute(query)}
+    return {
+        r.host: LeaseTimes(r.lease_sent_at, r.lease_acked_at, r.lease_epoch)
+        for r in conn.execute(query)
+    }
 
 
 def list_observed(

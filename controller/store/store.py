@@ -289,7 +289,7 @@ class Store:
             return observed.get_observed(conn, host)
 
     def lease_times(self) -> dict[str, observed.LeaseTimes]:
-        """Return host -> (lease_sent_at, lease_acked_at, lease_epoch) of every observed host."""
+        """Return host -> its LeaseTimes (sent, acknowledged, epoch) for every observed host."""
         with self._read() as conn:
             return observed.lease_times(conn)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -22,8 +22,15 @@ from controller.agents import AgentClient
 from controller.store import Fenced, Store, open_store
 from controller.store.fencing import holder_hash
 from schemas.kinds import KINDS
-from tests.e2e.e2ekit import AgentProcess, start_agent, stop_agent
-from tests.helpers.replicas import HOST_MANIFEST, VM_MANIFEST, ControllerProcess
+from tests.e2e.e2ekit import AgentProcess
+from tests.helpers.replicas import (
+    VM_MANIFEST,
+    ControllerProcess,
+    one_host_fleet,
+    test_driver_agent,
+)
+
+__all__ = ["test_driver_agent"]  # a fixture used by this module
 
 pytestmark = pytest.mark.postgres
 
@@ -42,13 +49,6 @@ def wait_for(what: str, check: Callable[[], bool], replicas: list[ControllerProc
     return time.monotonic() - start
 
 
-@pytest.fixture
-def agent(tmp_path: Path) -> Iterator[AgentProcess]:
-    process = start_agent("test:///default", tmp_path / "agent.log")
-    yield process
-    stop_agent(process.process)
-
-
 def running(client: AgentClient, vm: str) -> bool:
     return any(d.name == vm and d.state == "running" for d in client.get_state().domains)
 
@@ -62,12 +62,10 @@ def leads(store: Store, identity: str, epoch: int) -> Callable[[], bool]:
 
 
 def test_standby_takes_over_a_killed_leader_and_a_deposed_leader_is_fenced(
-    pg_schema_url: str, agent: AgentProcess, tmp_path: Path
+    pg_schema_url: str, test_driver_agent: AgentProcess, tmp_path: Path
 ) -> None:
-    manifests = tmp_path / "fleet"
-    manifests.mkdir()
-    (manifests / "host.yaml").write_text(HOST_MANIFEST.format(address=agent.address))
-    (manifests / "vm-a.yaml").write_text(VM_MANIFEST.format(name="vm-a"))
+    agent = test_driver_agent
+    manifests = one_host_fleet(tmp_path, agent.address)
     client = AgentClient(agent.address)
     store = open_store(pg_schema_url)
     replicas: list[ControllerProcess] = []

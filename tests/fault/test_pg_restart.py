@@ -12,7 +12,6 @@ database was gone. Each test prints the faults it injected and the violations it
 
 from __future__ import annotations
 
-import importlib.util
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -30,12 +29,17 @@ from controller.sim import write_fleet
 from controller.store import Store, StoreError, open_store
 from controller.store.fencing import holder_hash
 from schemas.meta import ConditionStatus, ConditionType
-from tests.e2e.e2ekit import start_agent, stop_agent
+from tests.e2e.e2ekit import AgentProcess
 from tests.fault.faultkit import Clock, FaultFleet, Report
 from tests.helpers.private_pg import PrivatePostgres, private_pg, private_pg_url
-from tests.helpers.replicas import HOST_MANIFEST, VM_MANIFEST, ControllerProcess
+from tests.helpers.replicas import (
+    VM_MANIFEST,
+    ControllerProcess,
+    one_host_fleet,
+    test_driver_agent,
+)
 
-__all__ = ["private_pg", "private_pg_url"]  # fixtures used by this module
+__all__ = ["private_pg", "private_pg_url", "test_driver_agent"]  # fixtures used here
 
 PASS_BUDGET = 40
 STORE_RETRY_S = 0.5
@@ -504,23 +508,20 @@ def wait_for(condition: Callable[[], bool], timeout_s: float) -> bool:
 
 
 def test_corral_controller_replicas_stand_down_and_one_returns(
-    tmp_path: Path, private_pg_url: str, private_pg: PrivatePostgres
+    tmp_path: Path,
+    private_pg_url: str,
+    private_pg: PrivatePostgres,
+    test_driver_agent: AgentProcess,
 ) -> None:
     """Two `corral controller` processes and a real agent (libvirt's test driver). The
     server stops for longer than the lead's TTL while a new VM is committed: the leader's
     term ends, nothing is defined meanwhile; once the server is back one replica leads,
     the VM runs and the agent's lease carries the store's term."""
-    if importlib.util.find_spec("libvirt") is None:
-        pytest.skip("libvirt-python is not installed (the agent needs it)")
-    manifests = tmp_path / "fleet"
-    manifests.mkdir()
-    agent = start_agent("test:///default", tmp_path / "agent.log")
-    client = AgentClient(agent.address)
+    manifests = one_host_fleet(tmp_path, test_driver_agent.address)
+    client = AgentClient(test_driver_agent.address)
     replicas: list[ControllerProcess] = []
     report = Report()
     try:
-        (manifests / "host.yaml").write_text(HOST_MANIFEST.format(address=agent.address))
-        (manifests / "vm-a.yaml").write_text(VM_MANIFEST.format(name="vm-a"))
         replicas = [
             ControllerProcess(name, manifests, private_pg_url, tmp_path, LEASE_TTL_S)
             for name in ("ctl-a", "ctl-b")
@@ -571,7 +572,6 @@ def test_corral_controller_replicas_stand_down_and_one_returns(
     finally:
         for replica in replicas:
             replica.end()
-        stop_agent(agent.process)
     report.print("corral controller replicas with PostgreSQL down")
     assert report.violations == [], logs()
 
@@ -582,18 +582,15 @@ def domains(client: AgentClient) -> dict[str, str]:
 
 
 def test_corral_controller_started_before_its_store_waits_for_it(
-    tmp_path: Path, private_pg_url: str, private_pg: PrivatePostgres
+    tmp_path: Path,
+    private_pg_url: str,
+    private_pg: PrivatePostgres,
+    test_driver_agent: AgentProcess,
 ) -> None:
     """A replica started while PostgreSQL is down does not exit: it waits for the store
     (one warning), then leads and reconciles once the server is back."""
-    if importlib.util.find_spec("libvirt") is None:
-        pytest.skip("libvirt-python is not installed (the agent needs it)")
-    manifests = tmp_path / "fleet"
-    manifests.mkdir()
-    agent = start_agent("test:///default", tmp_path / "agent.log")
-    client = AgentClient(agent.address)
-    (manifests / "host.yaml").write_text(HOST_MANIFEST.format(address=agent.address))
-    (manifests / "vm-a.yaml").write_text(VM_MANIFEST.format(name="vm-a"))
+    manifests = one_host_fleet(tmp_path, test_driver_agent.address)
+    client = AgentClient(test_driver_agent.address)
     private_pg.stop("fast")
     replica = ControllerProcess("ctl-a", manifests, private_pg_url, tmp_path, LEASE_TTL_S)
     report = Report()
@@ -613,7 +610,6 @@ def test_corral_controller_started_before_its_store_waits_for_it(
             report.violations.append("the wait was not logged exactly once")
     finally:
         replica.end()
-        stop_agent(agent.process)
     report.print("corral controller started before PostgreSQL")
     assert report.violations == [], replica.output()
     assert replica.process.returncode == 0, replica.output()

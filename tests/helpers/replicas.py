@@ -3,13 +3,17 @@ failover and PostgreSQL-outage tests."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
-from tests.e2e.e2ekit import REPO_ROOT
+import pytest
+
+from tests.e2e.e2ekit import REPO_ROOT, AgentProcess, start_agent, stop_agent
 
 HOST_MANIFEST = """\
 apiVersion: corral.dev/v1alpha1
@@ -32,6 +36,28 @@ spec:
   boot:
     kernel: /boot/vmlinuz
 """
+
+
+def one_host_fleet(root: Path, address: str, vm: str = "vm-a") -> Path:
+    """Write the manifests of one host (the agent at `address`) and one VM into
+    `root`/fleet; return that directory, which the replicas poll."""
+    manifests = root / "fleet"
+    manifests.mkdir()
+    (manifests / "host.yaml").write_text(HOST_MANIFEST.format(address=address))
+    (manifests / f"{vm}.yaml").write_text(VM_MANIFEST.format(name=vm))
+    return manifests
+
+
+@pytest.fixture
+def test_driver_agent(tmp_path: Path) -> Iterator[AgentProcess]:
+    """Yield a `corral agent` process on libvirt's test driver; stopped afterwards."""
+    if importlib.util.find_spec("libvirt") is None:
+        pytest.skip("libvirt-python is not installed (the agent needs it)")
+    agent = start_agent("test:///default", tmp_path / "agent.log")
+    try:
+        yield agent
+    finally:
+        stop_agent(agent.process)
 
 
 class ControllerProcess:
