@@ -71,6 +71,7 @@ class Row:
     lease_round_s: float = 0.0
     lease_tick_s: float = 0.0
     rss_mb: float = 0.0
+    converge_rss_mb: float = 0.0
     sim_rss_mb: float = 0.0
     gc_full_s: float = 0.0
     gc_frozen_s: float = 0.0
@@ -180,6 +181,7 @@ def run(vms: int, url: str | None, latency_scale: float, parallel: int, mode: st
             break
     row.converge_s = time.perf_counter() - wall
     row.converge_cpu_s = time.process_time() - cpu
+    row.converge_rss_mb = rss_mb()
     gc.collect()
     row.gc_full_s = full_collection_s()
     freeze_heap()
@@ -204,6 +206,9 @@ def run(vms: int, url: str | None, latency_scale: float, parallel: int, mode: st
         print("  warning: a no-op pass planned actions")
 
     ctl.pool.close()
+    del ctl, noop, quiet, best, full, result  # a restart is a new process: drop the old one
+    gc.unfreeze()
+    gc.collect()
     restarted = controller(store, manifests, fleet, parallel)
     result, row.restart_s, _ = timed_pass(restarted)
     row.restart_actions = len(result.plan.actions)
@@ -276,7 +281,8 @@ def main() -> None:
             f"idle tick {r.lease_tick_s * 1000:.1f} ms | "
             f"running {r.running}, started twice {r.double_starts} | "
             f"full GC {r.gc_full_s * 1000:.0f} ms, frozen {r.gc_frozen_s * 1000:.0f} ms | "
-            f"peak RSS {r.rss_mb:.0f} MB (simulator {r.sim_rss_mb:.0f} MB)",
+            f"peak RSS {r.rss_mb:.0f} MB, converging {r.converge_rss_mb:.0f} MB "
+            f"(simulator {r.sim_rss_mb:.0f} MB)",
             flush=True,
         )
     first = rows[0]

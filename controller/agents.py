@@ -9,20 +9,23 @@ from __future__ import annotations
 
 import json
 import ssl
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel, ValidationError
 
+from controller import agentverbs
+from controller.agentverbs import A, Verb, agent_path
 from nodeagent.consolemodels import GraphicsTicket, GraphicsTicketRequest
 from nodeagent.models import (
     AgentError,
     AgentEvent,
     ApplyResult,
     BalloonRequest,
+    BatchRequest,
+    BatchResult,
     DomainSpec,
     DomainState,
     Health,
@@ -38,7 +41,6 @@ from nodeagent.models import (
     PoolState,
     SnapshotSpec,
     SnapshotState,
-    StopRequest,
     VerbResult,
     VolumeApplyResult,
     VolumeSpec,
@@ -125,18 +127,21 @@ _BY_TYPE: dict[str, type[AgentClientError]] = {
 def error_from_response(response: httpx.Response, host: str | None, vm: str | None) -> Exception:
     """Return the typed exception for a failed agent response."""
     try:
-        error = AgentError.model_validate(response.json())
-    except (ValueError, ValidationError):
-        kind = AgentUnavailable if response.status_code >= 500 else AgentClientError
-        return kind(
-            f"HTTP {response.status_code}: {response.text[:200]}",
-            host=host,
-            vm=vm,
-            status=response.status_code,
-        )
-    return _BY_TYPE[error.type](
-        error.message, host=host, vm=vm, error=error, status=response.status_code
-    )
+        body = response.json()
+    except ValueError:
+        body = response.text
+    return error_from_body(response.status_code, body, host, vm)
+
+
+def error_from_body(status: int, body: Any, host: str | None, vm: str | None) -> AgentClientError:
+    """Return the typed exception for a failed call's status and decoded JSON body."""
+    try:
+        error = AgentError.model_validate(body)
+    except ValidationError:
+        kind = AgentUnavailable if status >= 500 else AgentClientError
+        text = body if isinstance(body, str) else json.dumps(body)
+        return kind(f"HTTP {status}: {text[:200]}", host=host, vm=vm, status=status)
+    return _BY_TYPE[error.type](error.message, host=host, vm=vm, error=error, status=status)
 
 
 def client_ssl_context(cert_dir: str | Path) -> ssl.SSLContext:
@@ -150,8 +155,7 @@ def client_ssl_context(cert_dir: str | Path) -> ssl.SSLContext:
     return context
 
 
-def _p(*parts: str) -> str:
-    return "/".join(quote(part, safe="") for part in parts)
+_p = agent_path
 
 
 EPOCH_HEADER = "X-Corral-Epoch"
@@ -184,6 +188,7 @@ class AgentClient:
         verify: ssl.SSLContext | bool = client_ssl_context(cert_dir) if cert_dir else True
         if base_url.startswith("http://"):
             verify = False  # no TLS at all; skips loading the system CA bundle
+        self._batches = True
         self._http = httpx.Client(
             base_url=base_url.rstrip("/") + "/v1/",
             verify=verify,
@@ -233,6 +238,54 @@ class AgentClient:
         if response.is_error:
             raise error_from_response(response, self.host, vm)
         return response
+
+    def perform(self, verb: Verb[A]) -> A:
+        """Make the one call `verb` describes; return its answer (the verb's answer model)."""
+        return self._call(
+            verb.answer,
+            verb.method,
+            verb.path,
+            vm=verb.vm,
+            body=verb.body,
+            params=verb.params or None,
+            timeout_s=verb.wait_s + self.timeout_s if verb.wait_s else None,
+        )
+
+    def batch(self, verbs: Sequence[Verb[Any]]) -> list[BaseModel | AgentClientError]:
+        """Make every verb in one request (the agent runs them concurrently); return each
+        verb's answer or typed error, in order. A failure of the request itself (transport,
+        stale term) raises; an agent without batches gets the verbs one by one."""
+        if len(verbs) == 1 or not self._batches:
+            return [self._performed(verb) for verb in verbs]
+        request = BatchRequest.model_construct(calls=[verb.batch_call() for verb in verbs])
+        timeout = max(verb.wait_s for verb in verbs)
+        try:
+            result = self._call(
+                BatchResult,
+                "POST",
+                "batch",
+                body=request,
+                timeout_s=timeout + self.timeout_s if timeout else None,
+            )
+        except AgentNotFound:
+            self._batches = False  # an agent older than batches: one call per verb
+            return [self._performed(verb) for verb in verbs]
+        if len(result.answers) != len(verbs):
+            raise AgentUnavailable(
+                f"batch of {len(verbs)} verbs answered {len(result.answers)}", host=self.host
+            )
+        return [
+            verb.answer.model_validate(answer.body)
+            if answer.status < 400
+            else error_from_body(answer.status, answer.body, self.host, verb.vm)
+            for verb, answer in zip(verbs, result.answers, strict=True)
+        ]
+
+    def _performed(self, verb: Verb[Any]) -> BaseModel | AgentClientError:
+        try:
+            return self.perform(verb)
+        except AgentClientError as exc:
+            return exc
 
     def _call(self, model: type[M], method: str, path: str, **kwargs: Any) -> M:
         return model.model_validate(self._request(method, path, **kwargs).json())
@@ -286,31 +339,23 @@ class AgentClient:
 
     def ensure_domain_defined(self, spec: DomainSpec) -> ApplyResult:
         """Define or update the domain as `spec`."""
-        return self._call(ApplyResult, "PUT", _p("domains", spec.name), vm=spec.name, body=spec)
+        return self.perform(agentverbs.define_domain(spec))
 
     def ensure_running(self, name: str) -> VerbResult:
         """Start (or resume) the domain."""
-        return self._call(VerbResult, "POST", _p("domains", name, "ensure-running"), vm=name)
+        return self.perform(agentverbs.ensure_running(name))
 
     def ensure_stopped(self, name: str, timeout_s: float = 60.0) -> VerbResult:
         """Shut the domain down gracefully, destroying it after `timeout_s`."""
-        return self._call(
-            VerbResult,
-            "POST",
-            _p("domains", name, "ensure-stopped"),
-            vm=name,
-            body=StopRequest(timeout_s=timeout_s),
-            timeout_s=timeout_s + self.timeout_s,
-        )
+        return self.perform(agentverbs.ensure_stopped(name, timeout_s))
 
     def ensure_destroyed(self, name: str) -> VerbResult:
         """Power the domain off."""
-        return self._call(VerbResult, "POST", _p("domains", name, "ensure-destroyed"), vm=name)
+        return self.perform(agentverbs.ensure_destroyed(name))
 
     def ensure_undefined(self, name: str, force: bool = False) -> VerbResult:
         """Remove the domain (force: destroy it first if it runs)."""
-        params = {"force": "true"} if force else {}
-        return self._call(VerbResult, "DELETE", _p("domains", name), vm=name, params=params)
+        return self.perform(agentverbs.undefine_domain(name, force))
 
     def set_balloon(self, name: str, target_mib: int) -> VerbResult:
         """Set the running domain's balloon target (MiB; live only)."""
@@ -329,8 +374,7 @@ class AgentClient:
 
     def ensure_snapshot(self, name: str, snap: str, spec: SnapshotSpec | None = None) -> VerbResult:
         """Make the snapshot exist."""
-        path = _p("domains", name, "snapshots", snap)
-        return self._call(VerbResult, "PUT", path, vm=name, body=spec or SnapshotSpec())
+        return self.perform(agentverbs.ensure_snapshot(name, snap, spec))
 
     def revert_snapshot(self, name: str, snap: str) -> VerbResult:
         """Revert the domain to the snapshot."""
@@ -339,15 +383,13 @@ class AgentClient:
 
     def ensure_snapshot_deleted(self, name: str, snap: str) -> VerbResult:
         """Make the snapshot absent."""
-        return self._call(VerbResult, "DELETE", _p("domains", name, "snapshots", snap), vm=name)
+        return self.perform(agentverbs.delete_snapshot(name, snap))
 
     # --- migration -----------------------------------------------------------------------
 
     def migrate(self, name: str, request: MigrateRequest) -> MigrationJob:
         """Start a live migration job; returns at once."""
-        return self._call(
-            MigrationJob, "POST", _p("domains", name, "migrate"), vm=name, body=request
-        )
+        return self.perform(agentverbs.migrate(name, request))
 
     def get_migration(self, name: str) -> MigrationJob:
         """Return the domain's last migration job."""
@@ -355,7 +397,7 @@ class AgentClient:
 
     def cancel_migration(self, name: str) -> VerbResult:
         """Abort the running migration."""
-        return self._call(VerbResult, "DELETE", _p("domains", name, "migration"), vm=name)
+        return self.perform(agentverbs.cancel_migration(name))
 
     # --- networks ------------------------------------------------------------------------
 
@@ -369,19 +411,19 @@ class AgentClient:
 
     def ensure_network_defined(self, spec: NetworkSpec) -> ApplyResult:
         """Define or update the network."""
-        return self._call(ApplyResult, "PUT", _p("networks", spec.name), body=spec)
+        return self.perform(agentverbs.define_network(spec))
 
     def ensure_network_active(self, name: str) -> VerbResult:
         """Start the network."""
-        return self._call(VerbResult, "POST", _p("networks", name, "ensure-active"))
+        return self.perform(agentverbs.ensure_network_active(name))
 
     def ensure_network_inactive(self, name: str) -> VerbResult:
         """Stop the network."""
-        return self._call(VerbResult, "POST", _p("networks", name, "ensure-inactive"))
+        return self.perform(agentverbs.ensure_network_inactive(name))
 
     def ensure_network_undefined(self, name: str) -> VerbResult:
         """Remove the network."""
-        return self._call(VerbResult, "DELETE", _p("networks", name))
+        return self.perform(agentverbs.undefine_network(name))
 
     # --- storage -------------------------------------------------------------------------
 
@@ -395,11 +437,11 @@ class AgentClient:
 
     def ensure_pool(self, spec: PoolSpec) -> ApplyResult:
         """Define, build and start the pool."""
-        return self._call(ApplyResult, "PUT", _p("pools", spec.name), body=spec)
+        return self.perform(agentverbs.define_pool(spec))
 
     def ensure_pool_undefined(self, name: str) -> VerbResult:
         """Stop and remove the pool (data stays)."""
-        return self._call(VerbResult, "DELETE", _p("pools", name))
+        return self.perform(agentverbs.undefine_pool(name))
 
     def get_volume(self, pool: str, name: str) -> VolumeState:
         """Return one volume."""
@@ -407,12 +449,11 @@ class AgentClient:
 
     def ensure_volume(self, pool: str, spec: VolumeSpec) -> VolumeApplyResult:
         """Create, thin-clone or grow the volume."""
-        path = _p("pools", pool, "volumes", spec.name)
-        return self._call(VolumeApplyResult, "PUT", path, body=spec)
+        return self.perform(agentverbs.ensure_volume(pool, spec))
 
     def ensure_volume_deleted(self, pool: str, name: str) -> VerbResult:
         """Delete the volume."""
-        return self._call(VerbResult, "DELETE", _p("pools", pool, "volumes", name))
+        return self.perform(agentverbs.delete_volume(pool, name))
 
     def upload_volume(self, pool: str, name: str, data: bytes | Iterable[bytes]) -> VerbResult:
         """Replace the volume's content with `data` (bytes or an iterable of chunks)."""

@@ -1,9 +1,10 @@
-"""Runs a plan's actions through the agents: one action, one agent call, one outcome.
+"""Runs a plan's actions through the agents: one action, one agent verb, one outcome.
 
 No decisions here: the plan says what and in which order. The executor runs waves
-in order and the actions of a wave concurrently (bounded), retries transient
-failures with backoff, skips the later actions of an object whose earlier action
-failed, and reports every outcome as it happens.
+in order and the actions of a wave concurrently (bounded): a wave's verbs for one host
+go in one batch request, which the agent runs concurrently and answers verb by verb.
+It retries transient failures with backoff, skips the later actions of an object whose
+earlier action failed, and reports every outcome as it happens.
 """
 
 from __future__ import annotations
@@ -15,10 +16,15 @@ from dataclasses import dataclass
 from itertools import groupby
 from typing import Any
 
+from pydantic import BaseModel
+
+from controller import agentverbs
 from controller.agents import AgentClient, AgentClientError
+from controller.agentverbs import Verb
 from controller.fencing import FenceError, fence_host
 from controller.plan.model import Action, ActionType, Plan
 from nodeagent.models import (
+    MAX_BATCH_CALLS,
     DomainSpec,
     MigrateRequest,
     NetworkSpec,
@@ -46,43 +52,43 @@ class Outcome:
     result: dict[str, Any] | None = None
 
 
-def call_agent(client: AgentClient, action: Action) -> Any:
-    """Make the one agent call that carries out `action`; return the agent's answer."""
+def verb_for(action: Action) -> Verb[Any]:
+    """Return the agent verb that carries out `action`."""
     name, payload, params = action.target[1], action.payload, action.params
     match action.type:
         case ActionType.DEFINE_NETWORK:
-            return client.ensure_network_defined(NetworkSpec.model_validate(payload))
+            return agentverbs.define_network(NetworkSpec.model_validate(payload))
         case ActionType.START_NETWORK:
-            return client.ensure_network_active(params.get("network", name))
+            return agentverbs.ensure_network_active(params.get("network", name))
         case ActionType.DELETE_NETWORK:
-            return client.ensure_network_undefined(params.get("network", name))
+            return agentverbs.undefine_network(params.get("network", name))
         case ActionType.DEFINE_POOL:
-            return client.ensure_pool(PoolSpec.model_validate(payload))
+            return agentverbs.define_pool(PoolSpec.model_validate(payload))
         case ActionType.DELETE_POOL:
-            return client.ensure_pool_undefined(params.get("pool", name))
+            return agentverbs.undefine_pool(params.get("pool", name))
         case ActionType.CREATE_VOLUME | ActionType.RESIZE_VOLUME:
-            return client.ensure_volume(params["pool"], VolumeSpec.model_validate(payload))
+            return agentverbs.ensure_volume(params["pool"], VolumeSpec.model_validate(payload))
         case ActionType.DELETE_VOLUME:
-            return client.ensure_volume_deleted(params["pool"], params.get("volume", name))
+            return agentverbs.delete_volume(params["pool"], params.get("volume", name))
         case ActionType.DEFINE_VM:
-            return client.ensure_domain_defined(DomainSpec.model_validate(payload))
+            return agentverbs.define_domain(DomainSpec.model_validate(payload))
         case ActionType.START_VM:
-            return client.ensure_running(name)
+            return agentverbs.ensure_running(name)
         case ActionType.STOP_VM:
-            return client.ensure_stopped(name, float(payload.get("timeout_s", 60.0)))
+            return agentverbs.ensure_stopped(name, float(payload.get("timeout_s", 60.0)))
         case ActionType.DESTROY_VM:
-            return client.ensure_destroyed(name)
+            return agentverbs.ensure_destroyed(name)
         case ActionType.UNDEFINE_VM:
-            return client.ensure_undefined(name, force=bool(payload.get("force", False)))
+            return agentverbs.undefine_domain(name, force=bool(payload.get("force", False)))
         case ActionType.MIGRATE_VM:
-            return client.migrate(name, MigrateRequest.model_validate(payload))
+            return agentverbs.migrate(name, MigrateRequest.model_validate(payload))
         case ActionType.CANCEL_MIGRATION:
-            return client.cancel_migration(name)
+            return agentverbs.cancel_migration(name)
         case ActionType.CREATE_SNAPSHOT:
             spec = SnapshotSpec.model_validate(payload) if payload else None
-            return client.ensure_snapshot(params["vm"], params.get("snapshot", name), spec)
+            return agentverbs.ensure_snapshot(params["vm"], params.get("snapshot", name), spec)
         case ActionType.DELETE_SNAPSHOT:
-            return client.ensure_snapshot_deleted(params["vm"], params.get("snapshot", name))
+            return agentverbs.delete_snapshot(params["vm"], params.get("snapshot", name))
     raise ValueError(f"{action.type} is not an agent call")
 
 
@@ -113,9 +119,8 @@ class Executor:
         indexed = sorted(enumerate(plan.actions), key=lambda item: item[1].wave)
         with ThreadPoolExecutor(max_workers=self.max_parallel) as pool:
             for _, group in groupby(indexed, key=lambda item: item[1].wave):
-                wave = list(group)
-                runnable = []
-                for index, action in wave:
+                runnable: list[Item] = []
+                for index, action in group:
                     if action.target in failed_targets:
                         outcome = Outcome(
                             index,
@@ -129,47 +134,86 @@ class Executor:
                             on_outcome(outcome)
                     else:
                         runnable.append((index, action))
-                for outcome in pool.map(lambda item: self._run_one(*item), runnable):
-                    outcomes[outcome.index] = outcome
-                    if not outcome.ok:
-                        failed_targets.add(outcome.action.target)
-                    if on_outcome:
-                        on_outcome(outcome)
+                for done in pool.map(self._run_calls, calls_of_wave(runnable)):
+                    for outcome in done:
+                        outcomes[outcome.index] = outcome
+                        if not outcome.ok:
+                            failed_targets.add(outcome.action.target)
+                        if on_outcome:
+                            on_outcome(outcome)
         return [outcomes[i] for i in range(len(plan.actions))]
 
-    def _run_one(self, index: int, action: Action) -> Outcome:
+    def _run_calls(self, items: list[Item]) -> list[Outcome]:
+        """Run actions bound for one host in one call; retry those that failed transiently."""
         start = time.monotonic()
-        attempt = 0
-        while True:
+        done: list[Outcome] = []
+        pending, attempt = items, 0
+        while pending:
             attempt += 1
-            try:
-                result = self._perform(action)
-            except (AgentClientError, FenceError) as exc:
-                if exc.retryable and attempt < self.attempts:
-                    self.sleep(self.backoff_s * 2 ** (attempt - 1))
-                    continue
-                return Outcome(
-                    index,
-                    action,
-                    ok=False,
-                    error=str(exc),
-                    attempts=attempt,
-                    elapsed_s=time.monotonic() - start,
-                )
-            dumped = result.model_dump(mode="json") if hasattr(result, "model_dump") else result
-            return Outcome(
-                index,
-                action,
-                ok=True,
-                attempts=attempt,
-                elapsed_s=time.monotonic() - start,
-                result=dumped if isinstance(dumped, dict) else None,
-            )
+            retry: list[Item] = []
+            for (index, action), answer in zip(pending, self._answers(pending), strict=True):
+                if not isinstance(answer, (AgentClientError, FenceError)):
+                    dumped = (
+                        answer.model_dump(mode="json") if isinstance(answer, BaseModel) else answer
+                    )
+                    done.append(
+                        Outcome(
+                            index,
+                            action,
+                            ok=True,
+                            attempts=attempt,
+                            elapsed_s=time.monotonic() - start,
+                            result=dumped if isinstance(dumped, dict) else None,
+                        )
+                    )
+                elif answer.retryable and attempt < self.attempts:
+                    retry.append((index, action))
+                else:
+                    done.append(
+                        Outcome(
+                            index,
+                            action,
+                            ok=False,
+                            error=str(answer),
+                            attempts=attempt,
+                            elapsed_s=time.monotonic() - start,
+                        )
+                    )
+            if retry:
+                self.sleep(self.backoff_s * 2 ** (attempt - 1))
+            pending = retry
+        return done
 
-    def _perform(self, action: Action) -> Any:
-        if action.type is ActionType.FENCE_HOST:
-            host = action.host or action.target[1]
-            return {"fenced": fence_host(host, self.fencing_for(host))}
-        if action.host is None:
-            raise ValueError(f"{action.type} for {action.ref} names no host")
-        return call_agent(self.client_for(action.host), action)
+    def _answers(self, items: list[Item]) -> list[Any]:
+        """Return each action's answer, or the error it failed with."""
+        first = items[0][1]
+        try:
+            if first.type is ActionType.FENCE_HOST:
+                host = first.host or first.target[1]
+                return [{"fenced": fence_host(host, self.fencing_for(host))}]
+            if first.host is None:
+                raise ValueError(f"{first.type} for {first.ref} names no host")
+            client = self.client_for(first.host)
+            return client.batch([verb_for(action) for _, action in items])
+        except (AgentClientError, FenceError) as exc:
+            return [exc] * len(items)
+
+
+Item = tuple[int, Action]
+"""An action and its index in the plan."""
+
+
+def calls_of_wave(items: list[Item]) -> list[list[Item]]:
+    """Split a wave's actions into agent calls: each host's actions together (at most
+    MAX_BATCH_CALLS in one call); a fence alone."""
+    by_host: dict[str | None, list[Item]] = {}
+    calls: list[list[Item]] = []
+    for item in items:
+        if item[1].type is ActionType.FENCE_HOST:
+            calls.append([item])
+        else:
+            by_host.setdefault(item[1].host, []).append(item)
+    for host_items in by_host.values():
+        for at in range(0, len(host_items), MAX_BATCH_CALLS):
+            calls.append(host_items[at : at + MAX_BATCH_CALLS])
+    return calls

@@ -291,6 +291,71 @@ class VerbResult(WireModel):
     message: str | None = None
 
 
+# --- batches ---------------------------------------------------------------------------------
+
+BATCHABLE_VERBS: tuple[tuple[str, str], ...] = (
+    ("PUT", r"domains/[^/]+"),
+    ("DELETE", r"domains/[^/]+"),
+    ("POST", r"domains/[^/]+/ensure-(running|stopped|destroyed)"),
+    ("PUT", r"domains/[^/]+/snapshots/[^/]+"),
+    ("DELETE", r"domains/[^/]+/snapshots/[^/]+"),
+    ("POST", r"domains/[^/]+/migrate"),
+    ("DELETE", r"domains/[^/]+/migration"),
+    ("PUT", r"networks/[^/]+"),
+    ("POST", r"networks/[^/]+/ensure-(active|inactive)"),
+    ("DELETE", r"networks/[^/]+"),
+    ("PUT", r"pools/[^/]+"),
+    ("DELETE", r"pools/[^/]+"),
+    ("PUT", r"pools/[^/]+/volumes/[^/]+"),
+    ("DELETE", r"pools/[^/]+/volumes/[^/]+"),
+)
+"""The verbs a batch may carry (method, path under /v1/): the idempotent ensure verbs a
+plan's actions make. Reads, streams (events, volume content, consoles), the lease and
+batches themselves are refused."""
+_BATCHABLE = {
+    method: re.compile("^(?:" + "|".join(p for m, p in BATCHABLE_VERBS if m == method) + ")$")
+    for method in {m for m, _ in BATCHABLE_VERBS}
+}
+MAX_BATCH_CALLS = 256
+"""Calls per batch; a plan wave rarely gives one host more than a few dozen."""
+
+
+class BatchCall(WireModel):
+    """One verb of a batch: as the request it would be alone, relative to /v1/."""
+
+    method: Literal["PUT", "POST", "DELETE"]
+    path: str = Field(max_length=512)
+    """Percent-encoded path under /v1/, e.g. `domains/web-1/ensure-running`."""
+    query: dict[str, str] = Field(default_factory=dict)
+    body: Any = None
+    """The JSON body the verb takes alone (None: no body)."""
+
+    @model_validator(mode="after")
+    def _batchable(self) -> BatchCall:
+        if not _BATCHABLE[self.method].match(self.path) or "/../" in f"/{self.path}/":
+            raise ValueError(f"{self.method} {self.path} cannot be batched")
+        return self
+
+
+class BatchRequest(WireModel):
+    """Verbs for one host, run concurrently; each answers as it would alone."""
+
+    calls: list[BatchCall] = Field(min_length=1, max_length=MAX_BATCH_CALLS)
+
+
+class BatchAnswer(WireModel):
+    """One call's answer: its HTTP status and JSON body (an AgentError when it failed)."""
+
+    status: int
+    body: Any = None
+
+
+class BatchResult(WireModel):
+    """The answers of a batch, in the order of its calls."""
+
+    answers: list[BatchAnswer]
+
+
 class StopRequest(WireModel):
     """Graceful shutdown wait before falling back to destroy."""
 

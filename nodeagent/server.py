@@ -25,6 +25,7 @@ from starlette.requests import HTTPConnection
 
 from nodeagent import __version__, balloon, domains, migration, networks, snapshots, storage
 from nodeagent.agent import Agent
+from nodeagent.batch import run_batch
 from nodeagent.bodylimit import MIB, BodySizeLimit
 from nodeagent.consoleroutes import install_console_routes
 from nodeagent.context import AgentContext
@@ -36,6 +37,8 @@ from nodeagent.models import (
     AgentEvent,
     ApplyResult,
     BalloonRequest,
+    BatchRequest,
+    BatchResult,
     DomainSpec,
     DomainState,
     ErrorType,
@@ -440,6 +443,14 @@ def create_app(agent: Agent | None = None) -> FastAPI:
         """Stream the volume's content."""
         chunks = storage.open_volume_download(ctx, pool, vol)
         return StreamingResponse(chunks, media_type="application/octet-stream")
+
+    # --- batches -------------------------------------------------------------------------
+
+    @app.post("/v1/batch", response_model=BatchResult)
+    async def batch(request: Request, calls: BatchRequest) -> BatchResult:
+        """Run several ensure verbs in one request, concurrently; each call is answered (or
+        refused) exactly as it would be alone, in the order of the calls."""
+        return BatchResult(answers=await run_batch(request.app, request.scope, calls.calls))
 
     # --- lease ---------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from controller.sim.host import SharedStorage, SimFailure, SimHost
@@ -88,6 +89,7 @@ class SimFleet:
         self._migrations: dict[str, _Migration] = {}
         self._lock = threading.Lock()
         self._transports: dict[str, object] = {}
+        self._batch_pool: ThreadPoolExecutor | None = None
 
     # --- wiring --------------------------------------------------------------------------
 
@@ -109,6 +111,15 @@ class SimFleet:
         self.faults[name] = LinkFaults()
         self._slots[name] = threading.Semaphore(self.per_host_parallel)
         return host
+
+    def batch_pool(self) -> ThreadPoolExecutor:
+        """Return the threads that run batched verbs concurrently (each under its host's slot)."""
+        with self._lock:
+            if self._batch_pool is None:
+                self._batch_pool = ThreadPoolExecutor(
+                    max_workers=64, thread_name_prefix="sim-batch"
+                )
+            return self._batch_pool
 
     def slot(self, host: str) -> threading.Semaphore:
         """Return the semaphore bounding concurrent verbs on `host` (libvirtd's workers)."""

@@ -23,6 +23,9 @@ from pydantic import BaseModel, ValidationError
 from controller.sim.host import AGENT_VERSION, SimFailure, SimHost
 from nodeagent.models import (
     AgentError,
+    BatchAnswer,
+    BatchRequest,
+    BatchResult,
     DomainSpec,
     Health,
     LeaseRenewal,
@@ -106,6 +109,8 @@ class SimTransport(httpx.BaseTransport):
             raise httpx.ConnectError("connection refused", request=request)
         host = self.fleet.hosts[self.host_name]
         path = unquote(request.url.raw_path.decode().split("?", 1)[0])
+        if request.method == "POST" and path == "/v1/batch":
+            return self._batch(request)
         found = self._route(request.method, path)
         if found is None:
             error = AgentError(type="not_found", message=f"no route {request.method} {path}")
@@ -131,6 +136,39 @@ class SimTransport(httpx.BaseTransport):
             self.fleet.injected.add("lost answer")
             raise httpx.ReadError("connection reset by peer", request=request)
         return response
+
+    def _batch(self, request: httpx.Request) -> httpx.Response:
+        """Answer every call of a batch as it would be answered alone; concurrently when
+        verbs take time. A call whose answer a lossy link loses drops the whole batch."""
+        try:
+            calls = body(BatchRequest, request).calls
+        except SimFailure as exc:
+            error = AgentError(type="invalid_spec", message=exc.message, field=exc.field)
+            return _json(error, 422)
+        headers = [
+            (k, v)
+            for k, v in request.headers.multi_items()
+            if k.lower() not in ("content-length", "content-type")
+        ]
+        subs = [
+            httpx.Request(
+                call.method,
+                request.url.join(f"/v1/{call.path}"),
+                params=call.query,
+                headers=headers,
+                json=call.body,
+            )
+            for call in calls
+        ]
+        if self.fleet.latency.scale and len(subs) > 1:
+            responses = list(self.fleet.batch_pool().map(self.handle_request, subs))
+        else:
+            responses = [self.handle_request(sub) for sub in subs]
+        answers = [
+            BatchAnswer(status=r.status_code, body=json.loads(r.content) if r.content else None)
+            for r in responses
+        ]
+        return _json(BatchResult(answers=answers))
 
     @staticmethod
     def _route(method: str, path: str) -> tuple[str, str, Handler, re.Match[str]] | None:

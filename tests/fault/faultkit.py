@@ -8,6 +8,7 @@ crash between two verbs), the database connection, the clock.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -42,7 +43,9 @@ class Clock:
 
 
 class KillSwitch(httpx.BaseTransport):
-    """Forwards to a host's transport; after `after` verbs fleet-wide, the controller dies."""
+    """Forwards to a host's transport; once `budget` verbs were sent fleet-wide, the
+    controller dies before its next request (a batch counts its verbs; one that would
+    go over the budget is not sent)."""
 
     def __init__(self, inner: httpx.BaseTransport, budget: list[int]) -> None:
         self.inner = inner
@@ -50,10 +53,17 @@ class KillSwitch(httpx.BaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         if request.method != "GET":
-            if self.budget[0] == 0:
+            verbs = _verbs_in(request)
+            if self.budget[0] < verbs:
                 raise ControllerKilled("controller killed between two actions")
-            self.budget[0] -= 1
+            self.budget[0] -= verbs
         return self.inner.handle_request(request)
+
+
+def _verbs_in(request: httpx.Request) -> int:
+    if request.url.path == "/v1/batch":
+        return len(json.loads(request.content)["calls"])
+    return 1
 
 
 @dataclass

@@ -145,3 +145,40 @@ def test_state_leaves_out_the_volumes_of_named_pools(agent: AgentClient) -> None
     assert full.volumes_listed and [v.name for v in full.volumes] == ["web-1-root"]
     left_out = pool(agent.get_state(omit_volumes=["vols", "absent"]))
     assert (left_out.volumes_listed, left_out.volumes, left_out.active) == (False, [], True)
+
+
+def test_batch_contract(agent: AgentClient) -> None:
+    from controller import agentverbs
+
+    setup = agent.batch(
+        [
+            agentverbs.define_network(
+                NetworkSpec(name="lan", mode="isolated", bridge="cr-lan", ipv4_cidr="10.9.0.1/24")
+            ),
+            agentverbs.define_pool(PoolSpec(name="vols", type="dir", target_path="/tmp/vols")),
+        ]
+    )
+    assert [(a.created, a.changed) for a in setup] == [(True, True), (True, True)]
+    answers = agent.batch(
+        [
+            agentverbs.ensure_network_active("lan"),
+            agentverbs.ensure_volume("vols", VolumeSpec(name="web-1-root", capacity_bytes=2**30)),
+            agentverbs.ensure_running("web-1"),
+            agentverbs.undefine_network("absent"),
+        ]
+    )
+    assert [type(a).__name__ for a in answers] == [
+        "VerbResult",
+        "VolumeApplyResult",
+        "AgentNotFound",
+        "VerbResult",
+    ]
+    assert [answers[0].changed, answers[1].created, answers[3].changed] == [True, True, False]
+    defined = agent.batch([agentverbs.define_domain(domain()), agentverbs.ensure_running("x")])
+    assert defined[0].created and isinstance(defined[1], AgentNotFound)
+    started = agent.batch([agentverbs.ensure_running("web-1"), agentverbs.ensure_destroyed("x")])
+    assert started[0].changed and isinstance(started[1], AgentNotFound)
+    assert agent.get_domain("web-1").state == "running"
+    refused = agent._http.post("batch", json={"calls": [{"method": "GET", "path": "state"}]})
+    assert refused.status_code == 422
+    assert (refused.json()["type"], refused.json()["field"]) == ("invalid_spec", "calls.0.method")

@@ -1,0 +1,144 @@
+"""Batches on the real agent (test driver): each call answered as it would be alone."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from agentkit import make_spec
+
+from controller import agentverbs
+from controller.agents import AgentClient, AgentConflict, AgentNotFound, InvalidSpec
+from nodeagent.models import ApplyResult, VerbResult, VolumeApplyResult, VolumeSpec
+
+GIB = 1 << 30
+
+
+def test_a_batch_answers_each_verb_in_order_as_alone(client):
+    verbs = [
+        agentverbs.define_domain(make_spec("web-1", n=1)),
+        agentverbs.define_domain(make_spec("web-2", n=2)),
+        agentverbs.ensure_volume("images", VolumeSpec(name="b.qcow2", capacity_bytes=GIB)),
+        agentverbs.ensure_running("absent-vm"),
+        agentverbs.undefine_domain("never-was"),
+    ]
+
+    answers = client.batch(verbs)
+
+    assert client._batches, "the agent ran the verbs as one batch"
+    assert [type(a) for a in answers] == [
+        ApplyResult,
+        ApplyResult,
+        VolumeApplyResult,
+        AgentNotFound,
+        VerbResult,
+    ]
+    assert [a.created for a in answers[:2]] == [True, True]
+    assert "absent-vm" in str(answers[3])
+    assert answers[4].changed is False
+    names = {d.name for d in client.get_state().domains}
+    assert {"web-1", "web-2"} <= names
+    # The same batch again changes nothing, as the same verbs made alone would not.
+    again = client.batch(verbs)
+    assert [getattr(a, "changed", None) for a in again] == [False, False, False, None, False]
+
+
+def test_a_batch_starts_what_it_defined_in_an_earlier_batch(client):
+    client.batch([agentverbs.define_domain(make_spec(f"web-{n}", n=n)) for n in (1, 2)])
+
+    started = client.batch([agentverbs.ensure_running(f"web-{n}") for n in (1, 2)])
+
+    assert [(a.changed, a.state) for a in started] == [(True, "running"), (True, "running")]
+    running = {d.name for d in client.get_state().domains if d.state == "running"}
+    assert {"web-1", "web-2"} <= running
+
+
+def test_a_deposed_controller_term_is_refused_for_the_whole_batch(make_agent, client_for):
+    agent = make_agent(lease_ttl_s=60)
+    client_for(agent).renew_lease("leader", ttl_s=60, epoch=3)
+    client = client_for(agent)
+    client.epoch = lambda: 2
+
+    with pytest.raises(AgentConflict, match="older than term 3"):
+        client.batch([agentverbs.define_domain(make_spec(f"web-{n}", n=n)) for n in (1, 2)])
+    assert not {"web-1", "web-2"} & {d.name for d in client.get_state().domains}
+
+
+def _raw_batch(client: AgentClient, calls: list[dict]) -> httpx.Response:
+    return client._http.post("batch", json={"calls": calls})
+
+
+def test_an_invalid_body_fails_its_call_alone_naming_the_field(client):
+    response = _raw_batch(
+        client,
+        [
+            {"method": "PUT", "path": "domains/web-1", "body": {"name": "web-1", "vcpus": 0}},
+            {"method": "POST", "path": "domains/web-1/ensure-running"},
+            {"method": "PUT", "path": "pools/images/volumes/a.qcow2", "body": {"name": "a.qcow2"}},
+        ],
+    )
+
+    assert response.status_code == 200
+    answers = response.json()["answers"]
+    assert [a["status"] for a in answers] == [422, 404, 422]
+    assert answers[0]["body"]["type"] == "invalid_spec"
+    assert answers[0]["body"]["field"] in {"vcpus", "memory_mib", "uuid"}
+    assert answers[2]["body"]["field"] == "capacity_bytes"
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        pytest.param({"method": "PUT", "path": "batch"}, id="a-batch-in-a-batch"),
+        pytest.param({"method": "POST", "path": "lease"}, id="the-lease"),
+        pytest.param({"method": "PUT", "path": "pools/images/volumes/a/content"}, id="upload"),
+        pytest.param({"method": "PUT", "path": "domains/../state"}, id="dot-dot"),
+        pytest.param({"method": "GET", "path": "state"}, id="a-read"),
+    ],
+)
+def test_a_call_that_cannot_be_batched_refuses_the_batch(client, call):
+    response = _raw_batch(client, [{"method": "PUT", "path": "domains/web-1"}, call])
+
+    assert response.status_code == 422
+    assert response.json()["type"] == "invalid_spec"
+    assert response.json()["field"].startswith("calls.1")
+
+
+def test_an_agent_without_batches_gets_the_verbs_one_by_one(agent, loopback_server, client):
+    app, _url = loopback_server
+    routes = list(app.router.routes)
+    app.router.routes[:] = [r for r in routes if getattr(r, "path", "") != "/v1/batch"]
+    try:
+        answers = client.batch(
+            [agentverbs.define_domain(make_spec("web-1", n=1)), agentverbs.ensure_running("web-1")]
+        )
+        assert [a.changed for a in answers] == [True, True]
+        assert client._batches is False
+    finally:
+        app.router.routes[:] = routes
+
+
+def test_a_stop_in_a_batch_gets_its_own_wait(client):
+    client.batch([agentverbs.define_domain(make_spec("web-1", n=1))])
+    client.ensure_running("web-1")
+
+    answers = client.batch(
+        [agentverbs.ensure_stopped("web-1", timeout_s=1.0), agentverbs.ensure_running("nope")]
+    )
+
+    assert answers[0].state == "shutoff"
+    assert isinstance(answers[1], AgentNotFound)
+
+
+def test_a_refused_verb_does_not_stop_the_others(client):
+    client.ensure_volume("images", VolumeSpec(name="c.qcow2", capacity_bytes=GIB))
+
+    shrink, other = client.batch(
+        [
+            agentverbs.ensure_volume("images", VolumeSpec(name="c.qcow2", capacity_bytes=GIB // 2)),
+            agentverbs.ensure_volume("images", VolumeSpec(name="d.qcow2", capacity_bytes=GIB)),
+        ]
+    )
+
+    assert isinstance(shrink, InvalidSpec)
+    assert other.changed is True
+    assert client.get_volume("images", "c.qcow2").capacity_bytes == GIB
