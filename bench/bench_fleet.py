@@ -5,7 +5,9 @@ libvirt latencies (controller.sim.Latency; `--latency-scale 0` for none). By def
 simulated fleet runs in a process of its own and is reached over HTTP on loopback
 (controller.sim.serve), so the controller's CPU and memory are the controller's alone;
 `--sim inline` keeps it in this process (cheaper, but the figures then include it). Per size:
-- converge: passes from an empty fleet until one converges (wall, CPU, passes, actions);
+- converge: passes from an empty fleet until one leaves it converged: after its actions
+  the hosts read again leave nothing to do and every object is Ready (PassResult.settled)
+  (wall, CPU, passes, actions);
 - no-op: a pass on the converged fleet when nothing changed (a quiet pass: the store
   has not moved, so the last plan stands; target < 200 ms at 10,000 VMs), and a full
   no-op pass that lists and plans everything again (as one does every `replan_s`);
@@ -177,7 +179,7 @@ def run(vms: int, url: str | None, latency_scale: float, parallel: int, mode: st
         result = ctl.reconcile()
         row.passes += 1
         row.actions += len(result.plan.actions)
-        if result.converged:
+        if result.settled:
             break
     row.converge_s = time.perf_counter() - wall
     row.converge_cpu_s = time.process_time() - cpu

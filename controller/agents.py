@@ -288,7 +288,7 @@ class AgentClient:
             return exc
 
     def _call(self, model: type[M], method: str, path: str, **kwargs: Any) -> M:
-        return model.model_validate(self._request(method, path, **kwargs).json())
+        return model.model_validate_json(self._request(method, path, **kwargs).content)
 
     def _list(self, model: type[M], path: str) -> list[M]:
         return [model.model_validate(item) for item in self._request("GET", path).json()]

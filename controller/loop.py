@@ -93,10 +93,20 @@ class PassResult:
     elapsed_s: float
     replanned: bool = True
     """False when the pass found nothing changed since a quiet pass and did not plan."""
+    left: int = 0
+    """Actions still to do once this pass acted: the plan made from the hosts read again
+    after its actions (its own plan's size when it did not act)."""
 
     @property
     def converged(self) -> bool:
+        """The pass found nothing to do and every object Ready."""
         return self.plan.empty and not self.not_ready
+
+    @property
+    def settled(self) -> bool:
+        """The pass left the fleet as desired: read again after its actions, nothing was
+        left to do and every object was Ready (converged, one pass sooner)."""
+        return self.left == 0 and not self.not_ready
 
     @property
     def failed(self) -> list[Outcome]:
@@ -419,6 +429,7 @@ class Controller:
             requeue_after_s=self._requeue_after(first, outcomes, verdict_plan),
             not_ready=not_ready,
             elapsed_s=time.monotonic() - start,
+            left=len(verdict_plan.actions),
         )
 
     def _quiet_pass(self, start: float) -> PassResult | None:
@@ -441,6 +452,7 @@ class Controller:
             not_ready=quiet.not_ready,
             elapsed_s=time.monotonic() - start,
             replanned=False,
+            left=len(quiet.plan.actions),
         )
 
     def _applied_revisions(self) -> tuple[str | None, ...]:

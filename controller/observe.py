@@ -56,11 +56,11 @@ def poll_hosts(
     reads: dict[str, HostRead] = {}
     if not hosts:
         return reads
-    batch: list[tuple[str, bool, dict[str, Any] | None, str | None]] = []
+    batch: list[tuple[str, bool, HostState | None, str | None]] = []
     with ThreadPoolExecutor(max_workers=max(1, min(max_parallel, len(hosts)))) as pool:
         for name, state, error in pool.map(read, hosts):
             if state is not None:
-                batch.append((name, True, state.model_dump(mode="json"), None))
+                batch.append((name, True, state, None))
                 active = frozenset(p.name for p in state.pools if p.active)
                 reads[name] = HostRead(active_pools=active)
             else:

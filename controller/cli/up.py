@@ -128,7 +128,7 @@ def up(
                 if api_server is not None:
                     api_server.observe_pass(result)
                 live.update(_progress(controller, result, start))
-                if result.converged and outcome["converged_at"] is None:
+                if result.settled and outcome["converged_at"] is None:
                     outcome["converged_at"] = time.monotonic() - start
                     if until_ready:
                         stop.set()
@@ -163,7 +163,7 @@ def _watch(setting: SourceSetting, controller: Controller, stop: threading.Event
 def _progress(controller: Controller, result: PassResult, start: float) -> Table:
     table = status_table(controller.store)
     elapsed = time.monotonic() - start
-    if result.converged:
+    if result.settled:
         table.caption = f"converged · {elapsed:.0f}s · watching for changes (Ctrl-C to stop)"
     else:
         acted = len(result.outcomes)
@@ -202,7 +202,7 @@ def apply(
                     f"{mark} {outcome.action.type.value} {outcome.action.ref}"
                     f" on {outcome.action.host}: {outcome.error or outcome.action.message}"
                 )
-            if not wait or result.converged:
+            if not wait or result.settled:
                 break
             if time.monotonic() > deadline:
                 err_console.print(

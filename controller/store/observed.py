@@ -6,14 +6,16 @@ reads when the last renewal may have reached each agent and waits out its TTL.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, NamedTuple
 
+from pydantic import BaseModel
 from sqlalchemy import delete, select, update
 from sqlalchemy.engine import Connection
 
-from controller.store.canonical import content_hash, to_document
+from controller.store.canonical import JSONText, content_hash, to_document
 from controller.store.changes import ChangeDraft
 from controller.store.errors import InvalidInput, NotFound
 from controller.store.records import ObservedHost
@@ -86,6 +88,21 @@ def material_hash(doc: Mapping[str, Any]) -> str:
     return content_hash(material)
 
 
+MATERIAL_EXCLUDE: dict[str, Any] = {
+    **{name: True for name in VOLATILE_FIELDS},
+    "lease": {"expires_in_s": True},
+    "domains": {"__all__": {"guest": {"at": True, "filesystems": {"__all__": {"used_bytes"}}}}},
+}
+"""The fields material_hash leaves out, as a pydantic `exclude` of a HostState model."""
+
+
+def model_material_hash(state: BaseModel) -> str:
+    """Return the hash of a state model's material fields (those material_hash keeps),
+    serialised by pydantic: no intermediate dicts for a host's whole state."""
+    text = state.model_dump_json(exclude=MATERIAL_EXCLUDE)  # type: ignore[arg-type]
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def _without(doc: Mapping[str, Any], *keys: str) -> dict[str, Any]:
     return {k: v for k, v in doc.items() if k not in keys}
 
@@ -124,7 +141,12 @@ def put_observed(
     moved = current.reachable != reachable or current.last_error != error
     if reachable:
         values["last_seen"] = now
-        if state is not None:
+        if isinstance(state, BaseModel):
+            digest = model_material_hash(state)
+            if digest != current.state_hash:
+                values.update(state=JSONText(state.model_dump_json()), state_hash=digest)
+                moved = True
+        elif state is not None:
             doc = to_document(state, "state")
             digest = material_hash(doc)
             if digest != current.state_hash:

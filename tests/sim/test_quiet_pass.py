@@ -124,3 +124,21 @@ def test_quiet_passes_hold_while_leases_count_down(setup) -> None:
     time.sleep(0.3)  # every host's lease.expires_in_s has moved by the next read
     result = ctl.reconcile()
     assert not result.replanned and result.converged
+
+
+def test_the_pass_that_finishes_the_work_is_settled(setup) -> None:
+    ctl = setup.make()
+    results = []
+    for _ in range(5):
+        results.append(ctl.reconcile())
+        if results[-1].converged:
+            break
+
+    settled = [r.settled for r in results]
+    acting = [bool(r.plan.actions) for r in results]
+    # Every pass but the last acted; the last acting one left nothing to do, all Ready,
+    # and the pass after it confirms that by planning nothing.
+    assert acting == [True] * (len(results) - 1) + [False]
+    assert settled == [False] * (len(results) - 2) + [True, True]
+    assert results[-2].left == 0 and not results[-2].not_ready
+    assert sorted(setup.fleet.starts().values()) == [1] * 12

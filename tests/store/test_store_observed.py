@@ -111,3 +111,48 @@ def test_hosts_are_listed_and_forgotten(store: Store) -> None:
 def test_a_lease_needs_a_positive_ttl(store: Store) -> None:
     with pytest.raises(InvalidInput, match="lease_ttl_s"):
         store.record_lease_sent("h1", epoch=1, ttl_s=0)
+
+
+def _host_state(**changes):
+    from controller.sim import INSTANT, SimFleet
+    from nodeagent.models import DiskSpec, DomainSpec, GuestInfo, HostState
+
+    fleet = SimFleet(["h1"], latency=INSTANT)
+    host = fleet.hosts["h1"]
+    spec = DomainSpec(
+        name="web-1",
+        uuid="5b2c1f3e-8a4d-4c1e-9f00-1234567890ab",
+        vcpus=1,
+        memory_mib=256,
+        disks=[DiskSpec(target="vda", pool="vols", volume="web-1-root")],
+    )
+    host.ensure_domain_defined("web-1", spec)
+    state = HostState.model_validate(host.state_document())
+    guest = GuestInfo.model_validate(
+        {
+            "source": "agent",
+            "at": changes.pop("at", 1.0),
+            "filesystems": [{"mountpoint": "/", "used_bytes": changes.pop("used", 5)}],
+        }
+    )
+    domain = state.domains[0].model_copy(update={"guest": guest, **changes.pop("domain", {})})
+    lease = state.lease.model_copy(update={"expires_in_s": changes.pop("expires_in_s", 9.5)})
+    return state.model_copy(update={"domains": [domain], "lease": lease, **changes})
+
+
+def test_a_state_model_is_stored_as_its_json_and_hashed_without_volatile_fields(
+    store: Store, clock: FakeClock
+) -> None:
+    state = _host_state(free_memory_mib=100, events_seq=3)
+    assert store.put_observed("h1", reachable=True, state=state) is True
+    assert store.get_observed("h1").state == state.model_dump(mode="json")
+    revision = store.revision()
+    volatile = _host_state(free_memory_mib=90, events_seq=4, expires_in_s=6.1, at=7.5, used=9)
+    clock.advance(3)
+    assert store.put_observed("h1", reachable=True, state=volatile) is False
+    assert store.revision() == revision
+    assert store.get_observed("h1").state == state.model_dump(mode="json")
+    started = _host_state(free_memory_mib=90, domain={"state": "running"})
+    assert store.put_observed("h1", reachable=True, state=started) is True
+    assert store.get_observed("h1").state["domains"][0]["state"] == "running"
+    assert store.revision() > revision
