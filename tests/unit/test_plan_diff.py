@@ -1,0 +1,36 @@
+"""RFC 6902 diffs in plans: what they say, applied, and what they share with the payload."""
+
+from __future__ import annotations
+
+import jsonpatch
+import pytest
+
+from controller.plan.diff import changed_fields, make_diff
+
+SPEC = {
+    "name": "web-1",
+    "memory_mib": 512,
+    "a/b": 1,
+    "x~y": [1, 2],
+    "nics": [{"network": "lan", "mac": None}],
+}
+
+
+@pytest.mark.parametrize("observed", [None, {}])
+def test_creating_adds_every_field_in_order_sharing_the_values(observed):
+    diff = make_diff(observed, SPEC)
+
+    assert jsonpatch.apply_patch({}, list(diff)) == SPEC
+    assert [op["path"] for op in diff] == ["/name", "/memory_mib", "/a~1b", "/x~0y", "/nics"]
+    assert {op["op"] for op in diff} == {"add"}
+    assert diff[-1]["value"] is SPEC["nics"], "the payload's own value, not a copy"
+    assert changed_fields(diff) == ["name", "memory_mib", "a~1b", "x~0y", "nics"]
+
+
+def test_an_update_is_the_minimal_patch():
+    observed = {**SPEC, "memory_mib": 256, "nics": [{"network": "lan", "mac": "52:54:00:00:00:01"}]}
+
+    diff = make_diff(observed, SPEC)
+
+    assert jsonpatch.apply_patch(observed, list(diff)) == SPEC
+    assert set(changed_fields(diff)) == {"memory_mib", "nics"}
