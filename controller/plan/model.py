@@ -6,6 +6,7 @@ of them: equal inputs give an equal plan, and nothing to do gives an empty plan.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -106,7 +107,7 @@ class Action:
     message: str
     wave: int = 0
     payload: dict[str, Any] = field(default_factory=dict, hash=False, compare=True)
-    diff: tuple[dict[str, Any], ...] = field(default=(), hash=False, compare=True)
+    diff: Sequence[dict[str, Any]] = field(default=(), hash=False, compare=True)
     disruptive: bool = False
     params: dict[str, str] = field(default_factory=dict, hash=False, compare=True)
     """Names the agent call needs besides the target: {"pool": ...} for a volume,

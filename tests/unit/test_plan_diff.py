@@ -24,6 +24,10 @@ def test_creating_adds_every_field_in_order_sharing_the_values(observed):
     assert [op["path"] for op in diff] == ["/name", "/memory_mib", "/a~1b", "/x~0y", "/nics"]
     assert {op["op"] for op in diff} == {"add"}
     assert diff[-1]["value"] is SPEC["nics"], "the payload's own value, not a copy"
+    by_path = sorted(jsonpatch.make_patch({}, SPEC).patch, key=lambda op: op["path"])
+    assert sorted(diff, key=lambda op: op["path"]) == by_path, "what jsonpatch would say"
+    assert len(diff) == 5 and diff[1:3] == tuple(list(diff)[1:3])
+    assert diff == list(diff) and diff != list(diff)[:-1]
     assert changed_fields(diff) == ["name", "memory_mib", "a~1b", "x~0y", "nics"]
 
 
