@@ -28,7 +28,7 @@ from controller.execute import Executor, Outcome
 from controller.leases import LeaseKeeper
 from controller.observe import HostRead, pick_readers, poll_hosts, read_observed
 from controller.plan import ActionType, Desired, Plan, PolicyContext, plan
-from controller.plan.model import ObjectVerdict
+from controller.plan.model import Action, ObjectVerdict
 from controller.sources.base import Snapshot, SourceError
 from controller.status import build_statuses
 from controller.store import NotFound, Store, StoredObject, StoreError
@@ -377,7 +377,7 @@ class Controller:
         if first.actions:
             self._plans_may_be_open = True
             plan_id = self.store.record_plan(
-                [plan_action_record(a) for a in first.actions],
+                ActionRecords(first.actions),
                 source=self.sources[0].key if self.sources else None,
                 revision=desired.revision,
                 summary=summarize_plan(first),
@@ -883,6 +883,22 @@ def plan_action_record(action) -> dict:
         "disruptive": action.disruptive,
         "diff": list(action.diff),
     }
+
+
+class ActionRecords(Sequence[dict]):
+    """A plan's actions as plan_action_record makes them, each made when read: the store
+    serialises a plan of 30,000 actions one record at a time, never holding them all."""
+
+    def __init__(self, actions: Sequence[Action]) -> None:
+        self.actions = actions
+
+    def __len__(self) -> int:
+        return len(self.actions)
+
+    def __getitem__(self, index):  # type: ignore[override]
+        if isinstance(index, slice):
+            return [plan_action_record(a) for a in self.actions[index]]
+        return plan_action_record(self.actions[index])
 
 
 def summarize_plan(p: Plan) -> str:
