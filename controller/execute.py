@@ -23,6 +23,7 @@ from controller.agents import AgentClient, AgentClientError
 from controller.agentverbs import Verb
 from controller.fencing import FenceError, fence_host
 from controller.plan.model import Action, ActionType, Plan
+from controller.plan.payload import payload_model
 from nodeagent.models import (
     MAX_BATCH_CALLS,
     DomainSpec,
@@ -57,21 +58,21 @@ def verb_for(action: Action) -> Verb[Any]:
     name, payload, params = action.target[1], action.payload, action.params
     match action.type:
         case ActionType.DEFINE_NETWORK:
-            return agentverbs.define_network(NetworkSpec.model_validate(payload))
+            return agentverbs.define_network(payload_model(payload, NetworkSpec))
         case ActionType.START_NETWORK:
             return agentverbs.ensure_network_active(params.get("network", name))
         case ActionType.DELETE_NETWORK:
             return agentverbs.undefine_network(params.get("network", name))
         case ActionType.DEFINE_POOL:
-            return agentverbs.define_pool(PoolSpec.model_validate(payload))
+            return agentverbs.define_pool(payload_model(payload, PoolSpec))
         case ActionType.DELETE_POOL:
             return agentverbs.undefine_pool(params.get("pool", name))
         case ActionType.CREATE_VOLUME | ActionType.RESIZE_VOLUME:
-            return agentverbs.ensure_volume(params["pool"], VolumeSpec.model_validate(payload))
+            return agentverbs.ensure_volume(params["pool"], payload_model(payload, VolumeSpec))
         case ActionType.DELETE_VOLUME:
             return agentverbs.delete_volume(params["pool"], params.get("volume", name))
         case ActionType.DEFINE_VM:
-            return agentverbs.define_domain(DomainSpec.model_validate(payload))
+            return agentverbs.define_domain(payload_model(payload, DomainSpec))
         case ActionType.START_VM:
             return agentverbs.ensure_running(name)
         case ActionType.STOP_VM:
@@ -81,11 +82,11 @@ def verb_for(action: Action) -> Verb[Any]:
         case ActionType.UNDEFINE_VM:
             return agentverbs.undefine_domain(name, force=bool(payload.get("force", False)))
         case ActionType.MIGRATE_VM:
-            return agentverbs.migrate(name, MigrateRequest.model_validate(payload))
+            return agentverbs.migrate(name, payload_model(payload, MigrateRequest))
         case ActionType.CANCEL_MIGRATION:
             return agentverbs.cancel_migration(name)
         case ActionType.CREATE_SNAPSHOT:
-            spec = SnapshotSpec.model_validate(payload) if payload else None
+            spec = payload_model(payload, SnapshotSpec) if payload else None
             return agentverbs.ensure_snapshot(params["vm"], params.get("snapshot", name), spec)
         case ActionType.DELETE_SNAPSHOT:
             return agentverbs.delete_snapshot(params["vm"], params.get("snapshot", name))

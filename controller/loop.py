@@ -32,6 +32,7 @@ from controller.plan.model import Action, ObjectVerdict
 from controller.sources.base import Snapshot, SourceError
 from controller.status import build_statuses
 from controller.store import NotFound, Store, StoredObject, StoreError
+from controller.store.status import STATUS_CHUNK
 from schemas.host import Fencing, Host
 from schemas.meta import Condition, ConditionStatus, ConditionType, ObjectStatus
 from schemas.policy import SchedulingPolicy, SchedulingPolicySpec
@@ -537,39 +538,43 @@ class Controller:
             for k, v in live.items()
             if k not in failures and self._is_settled(k, by_key[k], v)
         }
-        todo = {k: v for k, v in live.items() if k not in settled}
-        statuses = build_statuses(
-            todo,
-            previous={k: by_key[k].obj.status for k in todo},
-            generations={k: by_key[k].generation for k in todo},
-            revisions={k: by_key[k].revision for k in todo},
-            failures=failures,
-            now=now,
-        )
+        todo = [(k, v) for k, v in live.items() if k not in settled]
         self._settled = {k: v for k, v in self._settled.items() if k in settled}
         not_ready = [f"{k[0]}/{k[1]}" for k, s in settled.items() if not _ready(s)]
-        changed: dict[tuple[str, str], dict] = {}
-        changes: list[tuple[str, str, str, str, str]] = []
-        for key, status in statuses.items():
-            previous = by_key[key].obj.status
-            # An equal status would be hashed and compared by the store only to be
-            # skipped: at 10,000 objects that is most of a no-op pass.
-            if status != previous:
-                changed[key] = status.model_dump(mode="json", by_alias=True)
-            elif key not in failures:
-                record = by_key[key]
-                self._settled[key] = SettledStatus(
-                    previous, live[key], record.generation, record.revision
-                )
-            if not _ready(status):
-                not_ready.append(f"{key[0]}/{key[1]}")
-            event = self._condition_event(key, previous, status)
-            if event is not None:
-                changes.append(event)
-        if changed:
-            self.store.put_statuses(changed)
-        if changes:
-            self.store.record_events(changes, identity=self.identity)
+        # Built, compared and written a chunk at a time: 10,000 new statuses and their
+        # JSON never exist all at once.
+        for at in range(0, len(todo), STATUS_CHUNK):
+            chunk = dict(todo[at : at + STATUS_CHUNK])
+            statuses = build_statuses(
+                chunk,
+                previous={k: by_key[k].obj.status for k in chunk},
+                generations={k: by_key[k].generation for k in chunk},
+                revisions={k: by_key[k].revision for k in chunk},
+                failures=failures,
+                now=now,
+            )
+            changed: dict[tuple[str, str], dict] = {}
+            changes: list[tuple[str, str, str, str, str]] = []
+            for key, status in statuses.items():
+                previous = by_key[key].obj.status
+                # An equal status would be hashed and compared by the store only to be
+                # skipped: at 10,000 objects that is most of a no-op pass.
+                if status != previous:
+                    changed[key] = status.model_dump(mode="json", by_alias=True)
+                elif key not in failures:
+                    record = by_key[key]
+                    self._settled[key] = SettledStatus(
+                        previous, live[key], record.generation, record.revision
+                    )
+                if not _ready(status):
+                    not_ready.append(f"{key[0]}/{key[1]}")
+                event = self._condition_event(key, previous, status)
+                if event is not None:
+                    changes.append(event)
+            if changed:
+                self.store.put_statuses(changed)
+            if changes:
+                self.store.record_events(changes, identity=self.identity)
         # A deleted object whose traces are all gone from the hosts is purged for good.
         pending = {a.target for a in verdicts.actions}
         for tomb in deleted:

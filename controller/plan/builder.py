@@ -7,6 +7,7 @@ plan on it within the same plan (a later wave) instead of waiting a pass.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,7 +42,7 @@ class PlanBuilder:
         reason: str,
         message: str,
         *,
-        payload: dict[str, Any] | None = None,
+        payload: Mapping[str, Any] | None = None,
         diff: tuple[dict[str, Any], ...] = (),
         disruptive: bool = False,
         params: dict[str, str] | None = None,

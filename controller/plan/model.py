@@ -6,7 +6,7 @@ of them: equal inputs give an equal plan, and nothing to do gives an empty plan.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -93,9 +93,10 @@ class ActionType(StrEnum):
 class Action:
     """One step: what to do, on which host, for which object, and why.
 
-    `payload` is the agent request body (a nodeagent.models wire model dumped to a
-    dict, e.g. a DomainSpec for DefineVM). `diff` is the RFC 6902 patch from the
-    observed to the desired state for changed objects. Actions of the same `wave`
+    `payload` is the agent request body: a nodeagent.models wire model as JSON (a
+    DomainSpec for DefineVM, kept as the model itself: plan.payload.ModelPayload).
+    `diff` is the RFC 6902 patch from the observed to the desired state for changed
+    objects. Actions of the same `wave`
     may run concurrently; a wave starts only after every earlier wave succeeded for
     the objects it depends on.
     """
@@ -106,7 +107,7 @@ class Action:
     reason: str
     message: str
     wave: int = 0
-    payload: dict[str, Any] = field(default_factory=dict, hash=False, compare=True)
+    payload: Mapping[str, Any] = field(default_factory=dict, hash=False, compare=True)
     diff: Sequence[dict[str, Any]] = field(default=(), hash=False, compare=True)
     disruptive: bool = False
     params: dict[str, str] = field(default_factory=dict, hash=False, compare=True)

@@ -18,6 +18,7 @@ from controller.plan.expand import DesiredVM
 from controller.plan.memo import IdentityMemo
 from controller.plan.model import Action, ActionType, ObjectVerdict
 from controller.plan.observe import Copy
+from controller.plan.payload import ModelPayload
 from controller.plan.resolve import ResolveError, resolve_vm
 from controller.plan.world import World
 from nodeagent.models import DomainSpec, DomainState, diff_domain_specs
@@ -253,7 +254,7 @@ def _define(
     drift: tuple[str, ...],
     target: Target,
 ) -> None:
-    payload = desired.model_dump(mode="json")
+    payload = ModelPayload(desired)
     if domain is None or domain.spec is None:
         reason = reasons.CREATING if target.reason == reasons.CREATING else target.reason
         message = f"Defining VirtualMachine {vm.name} on {host}" + (
@@ -263,7 +264,7 @@ def _define(
     else:
         reason = reasons.UPDATING
         message = f"VirtualMachine {vm.name} differs on {host} in {', '.join(drift)}; redefining"
-        diff = make_diff(comparable_dump(desired, domain.spec), payload)
+        diff = make_diff(comparable_dump(desired, domain.spec), payload.dump())
     out.add(
         ActionType.DEFINE_VM,
         ("VirtualMachine", vm.name),

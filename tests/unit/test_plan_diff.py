@@ -38,3 +38,20 @@ def test_an_update_is_the_minimal_patch():
 
     assert jsonpatch.apply_patch(observed, list(diff)) == SPEC
     assert set(changed_fields(diff)) == {"memory_mib", "nics"}
+
+
+def test_a_model_payload_is_its_json_and_hands_the_model_to_the_executor():
+    from controller.plan.payload import ModelPayload, payload_model
+    from nodeagent.models import DomainSpec
+
+    spec = DomainSpec(
+        name="web-1", uuid="5b2c1f3e-8a4d-4c1e-9f00-1234567890ab", vcpus=2, memory_mib=256
+    )
+    payload = ModelPayload(spec)
+
+    assert payload == spec.model_dump(mode="json") and dict(payload) == payload.dump()
+    assert payload["vcpus"] == 2 and len(payload) == len(payload.dump())
+    assert payload_model(payload, DomainSpec) is spec
+    assert payload_model(spec.model_dump(mode="json"), DomainSpec) == spec
+    diff = make_diff(None, payload)
+    assert jsonpatch.apply_patch({}, list(diff)) == spec.model_dump(mode="json")
