@@ -179,7 +179,9 @@ def run(vms: int, url: str | None, latency_scale: float, parallel: int, mode: st
         result = ctl.reconcile()
         row.passes += 1
         row.actions += len(result.plan.actions)
-        if result.settled:
+        settled = result.settled
+        del result  # as Controller.run does: the pass's plan goes before the next pass
+        if settled:
             break
     row.converge_s = time.perf_counter() - wall
     row.converge_cpu_s = time.process_time() - cpu
@@ -208,7 +210,7 @@ def run(vms: int, url: str | None, latency_scale: float, parallel: int, mode: st
         print("  warning: a no-op pass planned actions")
 
     ctl.pool.close()
-    del ctl, noop, quiet, best, full, result  # a restart is a new process: drop the old one
+    del ctl, noop, quiet, best, full  # a restart is a new process: drop the old one
     gc.unfreeze()
     gc.collect()
     restarted = controller(store, manifests, fleet, parallel)

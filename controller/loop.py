@@ -708,6 +708,9 @@ class Controller:
                         frozen = True
                     if on_pass:
                         on_pass(result)
+                    # Let the pass's plan go before the next pass builds its own: a busy
+                    # pass's actions hold what it planned (10,000 domain specs at scale).
+                    del result
                 except StoreError as exc:
                     log.error("pass failed: the store is unavailable: %s", exc)
                     delay = 5.0
