@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from agentkit import NODE_URI, ServerThread, free_port
 
+from controller import agentverbs
 from controller.agents import AgentClient, AgentUnauthorized, AgentUnavailable
 from nodeagent.agent import Agent
 from nodeagent.serve import ServeConfigError, build_server
@@ -105,6 +106,15 @@ def test_fleet_client_certificate_without_controller_identity_is_refused(fleet, 
             client.health()
         with pytest.raises(AgentUnauthorized):
             client.ensure_running("web-1")
+        with pytest.raises(AgentUnauthorized):
+            client.batch([agentverbs.ensure_running("web-1"), agentverbs.ensure_destroyed("x")])
+
+
+def test_the_controller_certificate_batches_verbs(fleet, tls_url):
+    with _as_client(fleet / "controller", tls_url) as client:
+        answers = client.batch([agentverbs.ensure_running("absent"), agentverbs.undefine_pool("p")])
+        assert client._batches, "served as one batch"
+        assert [type(a).__name__ for a in answers] == ["AgentNotFound", "VerbResult"]
 
 
 def test_plain_http_only_with_insecure_dev_on_loopback(fleet):
