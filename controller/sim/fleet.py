@@ -117,7 +117,7 @@ class SimFleet:
         with self._lock:
             if self._batch_pool is None:
                 self._batch_pool = ThreadPoolExecutor(
-                    max_workers=64, thread_name_prefix="sim-batch"
+                    max_workers=512, thread_name_prefix="sim-batch"
                 )
             return self._batch_pool
 
