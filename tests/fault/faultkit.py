@@ -53,14 +53,15 @@ class KillSwitch(httpx.BaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         if request.method != "GET":
-            verbs = _verbs_in(request)
+            verbs = verbs_in(request)
             if self.budget[0] < verbs:
                 raise ControllerKilled("controller killed between two actions")
             self.budget[0] -= verbs
         return self.inner.handle_request(request)
 
 
-def _verbs_in(request: httpx.Request) -> int:
+def verbs_in(request: httpx.Request) -> int:
+    """Return how many verbs a mutating request carries (a batch: its calls)."""
     if request.url.path == "/v1/batch":
         return len(json.loads(request.content)["calls"])
     return 1

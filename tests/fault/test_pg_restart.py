@@ -30,7 +30,7 @@ from controller.store import Store, StoreError, open_store
 from controller.store.fencing import holder_hash
 from schemas.meta import ConditionStatus, ConditionType
 from tests.e2e.e2ekit import AgentProcess
-from tests.fault.faultkit import Clock, FaultFleet, Report
+from tests.fault.faultkit import Clock, FaultFleet, Report, verbs_in
 from tests.helpers.private_pg import PrivatePostgres, private_pg, private_pg_url
 from tests.helpers.replicas import (
     VM_MANIFEST,
@@ -49,7 +49,8 @@ LEASE_TTL_S = 2.0
 
 @dataclass
 class Trigger:
-    """Counts mutating agent calls fleet-wide; runs `fault` once, before call number `at`.
+    """Counts mutating agent calls (verbs) fleet-wide; runs `fault` once, before the
+    request carrying call number `at` (a batch carries several).
 
     Every mutating call's send time is kept, so a test can tell what ran during an outage.
     """
@@ -59,10 +60,11 @@ class Trigger:
     calls: list[float] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def before_call(self) -> None:
+    def before_call(self, verbs: int = 1) -> None:
         with self.lock:
-            self.calls.append(time.monotonic())
-            due = self.at is not None and len(self.calls) == self.at
+            before = len(self.calls)
+            self.calls.extend([time.monotonic()] * verbs)
+            due = self.at is not None and before < self.at <= len(self.calls)
         if due and self.fault is not None:
             self.fault()
 
@@ -76,7 +78,7 @@ class AtCall(httpx.BaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         if request.method != "GET":
-            self.trigger.before_call()
+            self.trigger.before_call(verbs_in(request))
         return self.inner.handle_request(request)
 
 
