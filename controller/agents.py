@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import ssl
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -158,6 +159,9 @@ def client_ssl_context(cert_dir: str | Path) -> ssl.SSLContext:
 _p = agent_path
 
 
+BATCH_RETRY_S = 300.0
+"""How long an agent that answered a batch with 404 gets its verbs one by one."""
+
 EPOCH_HEADER = "X-Corral-Epoch"
 """The controller term (fencing token) a mutating call is made under; see nodeagent.server."""
 
@@ -188,7 +192,7 @@ class AgentClient:
         verify: ssl.SSLContext | bool = client_ssl_context(cert_dir) if cert_dir else True
         if base_url.startswith("http://"):
             verify = False  # no TLS at all; skips loading the system CA bundle
-        self._batches = True
+        self._single_until = 0.0
         self._http = httpx.Client(
             base_url=base_url.rstrip("/") + "/v1/",
             verify=verify,
@@ -251,11 +255,17 @@ class AgentClient:
             timeout_s=verb.wait_s + self.timeout_s if verb.wait_s else None,
         )
 
+    @property
+    def batches(self) -> bool:
+        """Whether verbs for this agent now go in batches (False for a while after the agent
+        answered a batch with 404)."""
+        return time.monotonic() >= self._single_until
+
     def batch(self, verbs: Sequence[Verb[Any]]) -> list[BaseModel | AgentClientError]:
         """Make every verb in one request (the agent runs them concurrently); return each
         verb's answer or typed error, in order. A failure of the request itself (transport,
         stale term) raises; an agent without batches gets the verbs one by one."""
-        if len(verbs) == 1 or not self._batches:
+        if len(verbs) == 1 or not self.batches:
             return [self._performed(verb) for verb in verbs]
         request = BatchRequest.model_construct(calls=[verb.batch_call() for verb in verbs])
         timeout = max(verb.wait_s for verb in verbs)
@@ -268,7 +278,9 @@ class AgentClient:
                 timeout_s=timeout + self.timeout_s if timeout else None,
             )
         except AgentNotFound:
-            self._batches = False  # an agent older than batches: one call per verb
+            # An agent older than batches: one call per verb, asking again later (it may
+            # be upgraded under a running controller).
+            self._single_until = time.monotonic() + BATCH_RETRY_S
             return [self._performed(verb) for verb in verbs]
         if len(result.answers) != len(verbs):
             raise AgentUnavailable(

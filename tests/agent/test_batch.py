@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
 from agentkit import make_spec
 
-from controller import agentverbs
+from controller import agents, agentverbs
 from controller.agents import AgentClient, AgentConflict, AgentNotFound, InvalidSpec
 from nodeagent.models import ApplyResult, VerbResult, VolumeApplyResult, VolumeSpec
 
@@ -24,7 +26,7 @@ def test_a_batch_answers_each_verb_in_order_as_alone(client):
 
     answers = client.batch(verbs)
 
-    assert client._batches, "the agent ran the verbs as one batch"
+    assert client.batches, "the agent ran the verbs as one batch"
     assert [type(a) for a in answers] == [
         ApplyResult,
         ApplyResult,
@@ -103,7 +105,10 @@ def test_a_call_that_cannot_be_batched_refuses_the_batch(client, call):
     assert response.json()["field"].startswith("calls.1")
 
 
-def test_an_agent_without_batches_gets_the_verbs_one_by_one(agent, loopback_server, client):
+def test_an_agent_without_batches_gets_the_verbs_one_by_one(
+    agent, loopback_server, client, monkeypatch
+):
+    monkeypatch.setattr(agents, "BATCH_RETRY_S", 0.3)
     app, _url = loopback_server
     routes = list(app.router.routes)
     app.router.routes[:] = [r for r in routes if getattr(r, "path", "") != "/v1/batch"]
@@ -112,9 +117,15 @@ def test_an_agent_without_batches_gets_the_verbs_one_by_one(agent, loopback_serv
             [agentverbs.define_domain(make_spec("web-1", n=1)), agentverbs.ensure_running("web-1")]
         )
         assert [a.changed for a in answers] == [True, True]
-        assert client._batches is False
+        assert client.batches is False
     finally:
         app.router.routes[:] = routes
+    # Upgraded under the running controller: asked again once the wait is over.
+    time.sleep(0.35)
+    assert client.batches is True
+    again = client.batch([agentverbs.ensure_destroyed("web-1"), agentverbs.ensure_running("x")])
+    assert again[0].changed is True and isinstance(again[1], AgentNotFound)
+    assert client.batches is True
 
 
 def test_a_stop_in_a_batch_gets_its_own_wait(client):

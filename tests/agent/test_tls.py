@@ -113,7 +113,7 @@ def test_fleet_client_certificate_without_controller_identity_is_refused(fleet, 
 def test_the_controller_certificate_batches_verbs(fleet, tls_url):
     with _as_client(fleet / "controller", tls_url) as client:
         answers = client.batch([agentverbs.ensure_running("absent"), agentverbs.undefine_pool("p")])
-        assert client._batches, "served as one batch"
+        assert client.batches, "served as one batch"
         assert [type(a).__name__ for a in answers] == ["AgentNotFound", "VerbResult"]
 
 
