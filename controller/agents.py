@@ -156,9 +156,6 @@ def client_ssl_context(cert_dir: str | Path) -> ssl.SSLContext:
     return context
 
 
-_p = agent_path
-
-
 BATCH_RETRY_S = 300.0
 """How long an agent that answered a batch with 404 gets its verbs one by one."""
 
@@ -347,7 +344,7 @@ class AgentClient:
 
     def get_domain(self, name: str) -> DomainState:
         """Return one domain's observed state."""
-        return self._call(DomainState, "GET", _p("domains", name), vm=name)
+        return self._call(DomainState, "GET", agent_path("domains", name), vm=name)
 
     def ensure_domain_defined(self, spec: DomainSpec) -> ApplyResult:
         """Define or update the domain as `spec`."""
@@ -372,17 +369,21 @@ class AgentClient:
     def set_balloon(self, name: str, target_mib: int) -> VerbResult:
         """Set the running domain's balloon target (MiB; live only)."""
         body = BalloonRequest(target_mib=target_mib)
-        return self._call(VerbResult, "PUT", _p("domains", name, "balloon"), vm=name, body=body)
+        return self._call(
+            VerbResult, "PUT", agent_path("domains", name, "balloon"), vm=name, body=body
+        )
 
     # --- snapshots -----------------------------------------------------------------------
 
     def list_snapshots(self, name: str) -> list[SnapshotState]:
         """Return the domain's snapshots."""
-        return self._list(SnapshotState, _p("domains", name, "snapshots"))
+        return self._list(SnapshotState, agent_path("domains", name, "snapshots"))
 
     def get_snapshot(self, name: str, snap: str) -> SnapshotState:
         """Return one snapshot."""
-        return self._call(SnapshotState, "GET", _p("domains", name, "snapshots", snap), vm=name)
+        return self._call(
+            SnapshotState, "GET", agent_path("domains", name, "snapshots", snap), vm=name
+        )
 
     def ensure_snapshot(self, name: str, snap: str, spec: SnapshotSpec | None = None) -> VerbResult:
         """Make the snapshot exist."""
@@ -390,7 +391,7 @@ class AgentClient:
 
     def revert_snapshot(self, name: str, snap: str) -> VerbResult:
         """Revert the domain to the snapshot."""
-        path = _p("domains", name, "snapshots", snap, "revert")
+        path = agent_path("domains", name, "snapshots", snap, "revert")
         return self._call(VerbResult, "POST", path, vm=name)
 
     def ensure_snapshot_deleted(self, name: str, snap: str) -> VerbResult:
@@ -405,7 +406,7 @@ class AgentClient:
 
     def get_migration(self, name: str) -> MigrationJob:
         """Return the domain's last migration job."""
-        return self._call(MigrationJob, "GET", _p("domains", name, "migration"), vm=name)
+        return self._call(MigrationJob, "GET", agent_path("domains", name, "migration"), vm=name)
 
     def cancel_migration(self, name: str) -> VerbResult:
         """Abort the running migration."""
@@ -419,7 +420,7 @@ class AgentClient:
 
     def get_network(self, name: str) -> NetworkState:
         """Return one network."""
-        return self._call(NetworkState, "GET", _p("networks", name))
+        return self._call(NetworkState, "GET", agent_path("networks", name))
 
     def ensure_network_defined(self, spec: NetworkSpec) -> ApplyResult:
         """Define or update the network."""
@@ -445,7 +446,7 @@ class AgentClient:
 
     def get_pool(self, name: str) -> PoolState:
         """Return one storage pool."""
-        return self._call(PoolState, "GET", _p("pools", name))
+        return self._call(PoolState, "GET", agent_path("pools", name))
 
     def ensure_pool(self, spec: PoolSpec) -> ApplyResult:
         """Define, build and start the pool."""
@@ -457,7 +458,7 @@ class AgentClient:
 
     def get_volume(self, pool: str, name: str) -> VolumeState:
         """Return one volume."""
-        return self._call(VolumeState, "GET", _p("pools", pool, "volumes", name))
+        return self._call(VolumeState, "GET", agent_path("pools", pool, "volumes", name))
 
     def ensure_volume(self, pool: str, spec: VolumeSpec) -> VolumeApplyResult:
         """Create, thin-clone or grow the volume."""
@@ -469,7 +470,7 @@ class AgentClient:
 
     def upload_volume(self, pool: str, name: str, data: bytes | Iterable[bytes]) -> VerbResult:
         """Replace the volume's content with `data` (bytes or an iterable of chunks)."""
-        path = _p("pools", pool, "volumes", name, "content")
+        path = agent_path("pools", pool, "volumes", name, "content")
         return self._call(
             VerbResult,
             "PUT",
@@ -481,7 +482,7 @@ class AgentClient:
 
     def download_volume(self, pool: str, name: str) -> Iterator[bytes]:
         """Yield the volume's content in chunks."""
-        path = _p("pools", pool, "volumes", name, "content")
+        path = agent_path("pools", pool, "volumes", name, "content")
         try:
             with self._http.stream("GET", path) as response:
                 if response.is_error:
@@ -498,7 +499,7 @@ class AgentClient:
     ) -> GraphicsTicket:
         """Return a new one-time ticket for the domain's display (each call issues another)."""
         body = GraphicsTicketRequest(kind=kind, ttl_s=ttl_s)  # type: ignore[arg-type]
-        path = _p("domains", name, "graphics-tickets")
+        path = agent_path("domains", name, "graphics-tickets")
         return self._call(GraphicsTicket, "POST", path, vm=name, body=body)
 
     # --- lease ---------------------------------------------------------------------------

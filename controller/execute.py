@@ -93,6 +93,10 @@ def verb_for(action: Action) -> Verb[Any]:
     raise ValueError(f"{action.type} is not an agent call")
 
 
+Item = tuple[int, Action]
+"""An action and its index in the plan."""
+
+
 class Executor:
     """Runs plans; `fencing_for` returns a host's Fencing spec for FenceHost actions."""
 
@@ -198,10 +202,6 @@ class Executor:
             return client.batch([verb_for(action) for _, action in items])
         except (AgentClientError, FenceError) as exc:
             return [exc] * len(items)
-
-
-Item = tuple[int, Action]
-"""An action and its index in the plan."""
 
 
 def calls_of_wave(items: list[Item]) -> list[list[Item]]:

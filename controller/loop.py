@@ -544,37 +544,9 @@ class Controller:
         # Built, compared and written a chunk at a time: 10,000 new statuses and their
         # JSON never exist all at once.
         for at in range(0, len(todo), STATUS_CHUNK):
-            chunk = dict(todo[at : at + STATUS_CHUNK])
-            statuses = build_statuses(
-                chunk,
-                previous={k: by_key[k].obj.status for k in chunk},
-                generations={k: by_key[k].generation for k in chunk},
-                revisions={k: by_key[k].revision for k in chunk},
-                failures=failures,
-                now=now,
+            not_ready += self._write_statuses(
+                dict(todo[at : at + STATUS_CHUNK]), by_key, live, failures, now
             )
-            changed: dict[tuple[str, str], dict] = {}
-            changes: list[tuple[str, str, str, str, str]] = []
-            for key, status in statuses.items():
-                previous = by_key[key].obj.status
-                # An equal status would be hashed and compared by the store only to be
-                # skipped: at 10,000 objects that is most of a no-op pass.
-                if status != previous:
-                    changed[key] = status.model_dump(mode="json", by_alias=True)
-                elif key not in failures:
-                    record = by_key[key]
-                    self._settled[key] = SettledStatus(
-                        previous, live[key], record.generation, record.revision
-                    )
-                if not _ready(status):
-                    not_ready.append(f"{key[0]}/{key[1]}")
-                event = self._condition_event(key, previous, status)
-                if event is not None:
-                    changes.append(event)
-            if changed:
-                self.store.put_statuses(changed)
-            if changes:
-                self.store.record_events(changes, identity=self.identity)
         # A deleted object whose traces are all gone from the hosts is purged for good.
         pending = {a.target for a in verdicts.actions}
         for tomb in deleted:
@@ -591,6 +563,49 @@ class Controller:
                     identity=self.identity,
                 )
         return sorted(not_ready)
+
+    def _write_statuses(
+        self,
+        verdicts: dict[tuple[str, str], ObjectVerdict],
+        by_key: dict[tuple[str, str], StoredObject],
+        live: dict[tuple[str, str], ObjectVerdict],
+        failures: dict[tuple[str, str], str],
+        now: datetime,
+    ) -> list[str]:
+        """Build, compare and write the statuses of `verdicts` in one transaction, with
+        their condition events; return the objects that are not Ready."""
+        statuses = build_statuses(
+            verdicts,
+            previous={k: by_key[k].obj.status for k in verdicts},
+            generations={k: by_key[k].generation for k in verdicts},
+            revisions={k: by_key[k].revision for k in verdicts},
+            failures=failures,
+            now=now,
+        )
+        not_ready: list[str] = []
+        changed: dict[tuple[str, str], dict] = {}
+        changes: list[tuple[str, str, str, str, str]] = []
+        for key, status in statuses.items():
+            previous = by_key[key].obj.status
+            # An equal status would be hashed and compared by the store only to be
+            # skipped: at 10,000 objects that is most of a no-op pass.
+            if status != previous:
+                changed[key] = status.model_dump(mode="json", by_alias=True)
+            elif key not in failures:
+                record = by_key[key]
+                self._settled[key] = SettledStatus(
+                    previous, live[key], record.generation, record.revision
+                )
+            if not _ready(status):
+                not_ready.append(f"{key[0]}/{key[1]}")
+            event = self._condition_event(key, previous, status)
+            if event is not None:
+                changes.append(event)
+        if changed:
+            self.store.put_statuses(changed)
+        if changes:
+            self.store.record_events(changes, identity=self.identity)
+        return not_ready
 
     def _is_settled(
         self, key: tuple[str, str], record: StoredObject, verdict: ObjectVerdict
