@@ -4,11 +4,6 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-# PostgreSQL-backed tests use the local server; start it if it was stopped.
-if command -v pg_ctlcluster >/dev/null 2>&1 && ! pg_isready -q -h 127.0.0.1 -p 5432; then
-  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true
-fi
-
 python3 -m pytest -q -p no:cacheprovider "$@"
 rc=$?
 if [ "$rc" -eq 5 ]; then

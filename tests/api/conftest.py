@@ -2,7 +2,7 @@
 real uvicorn server with TLS (fleet CA) on 127.0.0.1.
 
 PostgreSQL variants get a fresh schema in database `test` at 127.0.0.1:5432 (override with
-CORRAL_TEST_PG_URL) and skip, with the reason, only when the server cannot be reached.
+CORRAL_TEST_PG_URL) and fail, naming the server, when it cannot be reached.
 """
 
 from __future__ import annotations

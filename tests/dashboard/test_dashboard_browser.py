@@ -7,15 +7,14 @@ playwright package is not installed (`make setup` installs both).
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.dashboard.dashkit import DashboardFleet
+from tests.helpers.services import CHROMIUM, playwright_sync
 
-CHROMIUM = "/usr/bin/chromium"
 ARGS = [
     "--headless",
     "--no-sandbox",
@@ -28,14 +27,6 @@ ARGS = [
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "dashboard"
 TIMEOUT_MS = 15_000
 
-playwright_sync = pytest.importorskip(
-    "playwright.sync_api", reason="playwright is not installed (pip install playwright)"
-)
-if not shutil.which(CHROMIUM):
-    pytest.skip(
-        "Debian's chromium is not installed (apt-get install chromium)", allow_module_level=True
-    )
-
 
 @pytest.fixture
 def fleet(tmp_path: Path) -> Iterator[DashboardFleet]:
@@ -47,7 +38,7 @@ def fleet(tmp_path: Path) -> Iterator[DashboardFleet]:
 
 @pytest.fixture
 def browser() -> Iterator[object]:
-    with playwright_sync.sync_playwright() as p:
+    with playwright_sync().sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         yield browser
         browser.close()

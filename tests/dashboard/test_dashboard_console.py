@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -29,9 +28,9 @@ from controller.dashboard.consoles import same_origin
 from controller.dashboard.session import COOKIE, csrf_token
 from controller.store import Store, open_store
 from schemas import Host, VirtualMachine
+from tests.helpers.services import CHROMIUM, playwright_sync
 
 VM = "web-con"
-CHROMIUM = "/usr/bin/chromium"
 
 
 def fake_shell(conn: ServerConnection) -> None:
@@ -219,10 +218,8 @@ def _wait_for(site: ConsoleSite, expected: dict[str, int]) -> None:
     assert site.counts() == expected
 
 
-@pytest.mark.skipif(not shutil.which(CHROMIUM), reason="Debian's chromium is not installed")
 def test_typing_into_the_terminal_in_chromium(site: ConsoleSite) -> None:
-    playwright_sync = pytest.importorskip("playwright.sync_api")
-    with playwright_sync.sync_playwright() as p:
+    with playwright_sync().sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"]
         )
@@ -246,10 +243,8 @@ def test_typing_into_the_terminal_in_chromium(site: ConsoleSite) -> None:
     _wait_for(site, {"ConsoleOpened": 1, "ConsoleClosed": 1})
 
 
-@pytest.mark.skipif(not shutil.which(CHROMIUM), reason="Debian's chromium is not installed")
 def test_display_page_asks_for_a_ticket_in_chromium(site: ConsoleSite) -> None:
-    playwright_sync = pytest.importorskip("playwright.sync_api")
-    with playwright_sync.sync_playwright() as p:
+    with playwright_sync().sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"]
         )

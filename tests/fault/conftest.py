@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.helpers.pg import fresh_schema, pg_unreachable
+from tests.helpers.services import require
 
 
 @pytest.fixture
@@ -16,8 +17,6 @@ def pg_url() -> Iterator[str]:
     Its connections carry the schema's name as application_name, so a test can drop
     exactly its own connections and never another client's.
     """
-    problem = pg_unreachable()
-    if problem:
-        pytest.skip(problem)
+    require("postgres", pg_unreachable())
     with fresh_schema("corral_fault", tag_connections=True) as url:
         yield url

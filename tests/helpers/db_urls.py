@@ -2,7 +2,7 @@
 
 A conftest takes both with `pg_url, db_url = db_url_fixtures("corral_x", "pg_url")`.
 The PostgreSQL variant gets a fresh schema in database `test` (tests/helpers/pg.py) and
-skips, with the reason, only when the server cannot be reached.
+fails, naming the server, when it cannot be reached (tests/helpers/services.py).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from tests.helpers.pg import fresh_schema, pg_unreachable
+from tests.helpers.services import require
 
 
 def db_url_fixtures(schema_prefix: str, pg_fixture: str) -> tuple[Callable[..., Any], ...]:
@@ -23,9 +24,7 @@ def db_url_fixtures(schema_prefix: str, pg_fixture: str) -> tuple[Callable[..., 
     @pytest.fixture(name=pg_fixture)
     def pg_schema_url() -> Iterator[str]:
         """Yield a PostgreSQL URL whose search_path is a fresh schema; drop it afterwards."""
-        problem = pg_unreachable()
-        if problem:
-            pytest.skip(problem)
+        require("postgres", pg_unreachable())
         with fresh_schema(schema_prefix) as url:
             yield url
 

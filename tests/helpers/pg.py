@@ -1,7 +1,7 @@
 """PostgreSQL for tests: the server at 127.0.0.1:5432 (database `test`), a fresh schema each.
 
-Tests that use it run, never skip, when the server answers; they skip with the reason
-only when it does not.
+`make setup` installs and starts it (scripts/setup-postgres.sh); a test that needs it and
+finds no server fails, naming it (tests/helpers/services.py).
 """
 
 from __future__ import annotations

@@ -23,6 +23,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from tests.helpers.services import require
+
 BIN_DIR = Path(os.environ.get("CORRAL_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
 START_TIMEOUT_S = 60
 UNPRIVILEGED_USERS = ("postgres", "nobody")
@@ -170,9 +172,7 @@ def private_pg() -> Iterator[PrivatePostgres]:
 
     A test that stops the server need not start it again: `private_pg_url` does.
     """
-    problem = missing_binaries()
-    if problem:
-        pytest.skip(problem)
+    require("postgres", missing_binaries())
     cluster = PrivatePostgres()
     try:
         cluster.start()

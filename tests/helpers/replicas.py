@@ -3,7 +3,6 @@ failover and PostgreSQL-outage tests."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
 import subprocess
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.e2ekit import REPO_ROOT, AgentProcess, start_agent, stop_agent
+from tests.helpers.services import require_module
 
 HOST_MANIFEST = """\
 apiVersion: corral.dev/v1alpha1
@@ -51,8 +51,7 @@ def one_host_fleet(root: Path, address: str, vm: str = "vm-a") -> Path:
 @pytest.fixture
 def test_driver_agent(tmp_path: Path) -> Iterator[AgentProcess]:
     """Yield a `corral agent` process on libvirt's test driver; stopped afterwards."""
-    if importlib.util.find_spec("libvirt") is None:
-        pytest.skip("libvirt-python is not installed (the agent needs it)")
+    require_module("libvirt", "libvirt")
     agent = start_agent("test:///default", tmp_path / "agent.log")
     try:
         yield agent

@@ -22,6 +22,7 @@ from controller.lab.fleet import LabFleet, lab_policy, reset_lab
 from controller.lab.libvirtd import Lab
 from schemas.host import Host
 from tests.helpers.prereq import host_skip_reason
+from tests.helpers.services import require
 
 HA_LAB_NAME = "ha"
 HA_LAB_SUBNET = "10.77.98.0/24"
@@ -42,9 +43,8 @@ def netns_skip_reason() -> str | None:
 @pytest.fixture(name="ha_lab", scope="session")
 def ha_lab_fixture() -> Iterator[tuple[Lab, LabAgents]]:
     """Yields a 3-host lab with a Corral agent (mTLS) in each host; removed at session end."""
-    reason = host_skip_reason() or netns_skip_reason()
-    if reason:
-        pytest.skip(reason)
+    require("libvirt", host_skip_reason())
+    require("netns", netns_skip_reason())
     lab = Lab(HA_LAB_NAME, HA_LAB_SUBNET)
     lab.down()  # whatever a crashed earlier run left
     try:

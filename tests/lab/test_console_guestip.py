@@ -14,6 +14,7 @@ from controller.lab.libvirtd import Lab
 from nodeagent.models import NetworkSpec, NicSpec
 from tests.helpers.agent_server import serving_agent
 from tests.helpers.prereq import host_skip_reason
+from tests.helpers.services import require
 from tests.helpers.specs import tiny_domain_spec
 
 pytestmark = [pytest.mark.libvirtd, pytest.mark.lab]
@@ -27,9 +28,7 @@ DHCP_RANGE = [ipaddress.ip_address(f"10.77.92.{n}") for n in range(100, 151)]
 
 @pytest.fixture(scope="module")
 def host_uri() -> Iterator[str]:
-    reason = host_skip_reason()
-    if reason:
-        pytest.skip(reason)
+    require("libvirt", host_skip_reason())
     lab = Lab(LAB_NAME, LAB_SUBNET)
     lab.down()
     try:

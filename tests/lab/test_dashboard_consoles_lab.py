@@ -6,7 +6,6 @@ gets a one-time ticket and connects to the guest's VNC display through the API a
 from __future__ import annotations
 
 import random
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,18 +15,14 @@ from controller.lab.guest import GuestImage
 from controller.lab.heartbeat import SerialLogReader
 from tests.helpers.agent_server import serving_agent
 from tests.helpers.console_lab import ServedApi, guest_on_agent, observe, serving_api
+from tests.helpers.services import CHROMIUM, playwright_sync
 from tests.helpers.specs import tiny_domain_spec
 
 pytestmark = pytest.mark.libvirtd
 
 VM = "corral-t-webcon"
-CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "dashboard"
 TIMEOUT_MS = 30_000
-
-playwright_sync = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-if not shutil.which(CHROMIUM):
-    pytest.skip("Debian's chromium is not installed", allow_module_level=True)
 
 
 @pytest.fixture
@@ -52,7 +47,7 @@ def test_terminal_and_display_in_chromium(
         agent.ensure_running(VM)
         observe(store, agent)
         SerialLogReader({"system": serial}).wait_new(1, timeout_s=90)
-        with playwright_sync.sync_playwright() as p:
+        with playwright_sync().sync_playwright() as p:
             browser = p.chromium.launch(
                 executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"]
             )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import shutil
 import subprocess
 
 import pytest
@@ -17,6 +16,7 @@ from controller.lab.guest import (
     initrd_name,
     newest_kernel_package,
 )
+from tests.helpers.services import require_program
 
 FAKE_BUSYBOX = b"\x7fELF not really busybox" * 10
 FAKE_MODULES = {"evdev.ko": b"evdev module", "button.ko": b"button module"}
@@ -30,8 +30,8 @@ def test_initrd_is_byte_identical_for_equal_inputs() -> None:
     assert name != initrd_name(FAKE_BUSYBOX, {**FAKE_MODULES, "evdev.ko": b"other"})
 
 
-@pytest.mark.skipif(shutil.which("cpio") is None, reason="cpio not installed")
 def test_cpio_tool_lists_the_initramfs_members() -> None:
+    require_program("libvirt", "cpio")
     raw = gzip.decompress(build_initrd(FAKE_BUSYBOX, FAKE_MODULES))
     listing = subprocess.run(
         ["cpio", "-itv", "--quiet"], input=raw, capture_output=True, check=True
@@ -50,8 +50,8 @@ def test_cpio_tool_lists_the_initramfs_members() -> None:
     assert modes["dev/console"].startswith("c")
 
 
-@pytest.mark.skipif(shutil.which("cpio") is None, reason="cpio not installed")
 def test_cpio_tool_extracts_file_contents(tmp_path) -> None:
+    require_program("libvirt", "cpio")
     raw = cpio.build_newc([cpio.directory("d"), cpio.file("d/f", b"odd-length\n")])
     subprocess.run(["cpio", "-id", "--quiet"], input=raw, cwd=tmp_path, check=True)
     assert (tmp_path / "d" / "f").read_bytes() == b"odd-length\n"
@@ -85,8 +85,8 @@ def test_newest_kernel_package(names: list[str], expected: str | None) -> None:
     assert newest_kernel_package(names) == expected
 
 
-@pytest.mark.skipif(shutil.which("apt-get") is None, reason="apt-get not installed")
 def test_a_failed_download_says_what_apt_said(tmp_path) -> None:
+    require_program("tools", "apt-get")
     with pytest.raises(GuestBuildError, match=r"apt-get download .*-999-.* failed: E: "):
         download_kernel("linux-image-6.1.0-999-cloud-amd64-unsigned", tmp_path)
     assert list(tmp_path.iterdir()) == []  # nothing half-downloaded left behind

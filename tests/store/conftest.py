@@ -1,8 +1,8 @@
 """The store contract suite runs every test on SQLite (a temp file) and on PostgreSQL.
 
 PostgreSQL: each test gets its own fresh schema in database `test` at 127.0.0.1:5432
-(override with CORRAL_TEST_PG_URL); the PostgreSQL variants skip, with the reason,
-only when the server cannot be reached.
+(override with CORRAL_TEST_PG_URL); the PostgreSQL variants fail, naming the server,
+when it cannot be reached.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from controller.leader import LeaderElector, lead
 from controller.store import Fenced, Store, open_store
 from schemas.kinds import KINDS
 from tests.helpers.pg import fresh_schema, pg_unreachable
+from tests.helpers.services import require
 
 TTL_S = 10.0
 
@@ -40,9 +41,7 @@ class Clocks:
 
 
 def _pg_url() -> Iterator[str]:
-    problem = pg_unreachable()
-    if problem:
-        pytest.skip(problem)
+    require("postgres", pg_unreachable())
     with fresh_schema("corral_leader") as url:
         yield url
 

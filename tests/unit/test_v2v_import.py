@@ -19,8 +19,13 @@ from controller.manifests import load_text
 from controller.v2v import V2VError, import_vm
 from controller.v2v.vmware import parse_vmx
 from controller.v2v.xen import parse_xl
+from tests.helpers.services import require_program
 
-pytestmark = pytest.mark.skipif(shutil.which("qemu-img") is None, reason="qemu-img missing")
+
+@pytest.fixture(autouse=True)
+def _qemu_img() -> None:
+    require_program("libvirt", "qemu-img")
+
 
 MIB = 1 << 20
 
