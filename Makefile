@@ -9,6 +9,7 @@ STATE  ?= .state/demo
 setup:
 	bash scripts/setup-host.sh
 	sh scripts/setup-postgres.sh
+	sh scripts/setup-etcd.sh
 	sh scripts/setup-browser.sh
 	$(PYTHON) -m pip install -q --disable-pip-version-check -e '.[agent,test]'
 
