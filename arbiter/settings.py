@@ -89,8 +89,11 @@ def make_settings(
         prefix=prefix if prefix.endswith("/") else prefix + "/",
         origin=dict(names),
     )
-    files = {"ca_file": settings.ca_file, "cert_file": settings.cert_file,
-             "key_file": settings.key_file}  # fmt: skip
+    files = {
+        "ca_file": settings.ca_file,
+        "cert_file": settings.cert_file,
+        "key_file": settings.key_file,
+    }
     given = [k for k, v in files.items() if v is not None]
     if given and len(given) != len(files):
         missing = [k for k in files if k not in given]

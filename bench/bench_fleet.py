@@ -13,7 +13,6 @@ simulated fleet runs in a process of its own and is reached over HTTP on loopbac
   no-op pass that lists and plans everything again (as one does every `replan_s`);
 - rebalance: the plan after a tenth of the hosts were put in maintenance (actions, time);
 - restart: a new Controller on the same store: first pass wall time and actions (must be 0);
-- leases: one lease-keeper round renewing every host, and an idle tick (none due);
 - gc: one full collection of the converged process's heap, before and after gc.freeze()
   (as Controller.run freezes after its first pass);
 - memory: the controller process's peak RSS (target < 500 MB), and the simulator's.
@@ -70,8 +69,6 @@ class Row:
     restart_actions: int = 0
     running: int = 0
     double_starts: int = 0
-    lease_round_s: float = 0.0
-    lease_tick_s: float = 0.0
     rss_mb: float = 0.0
     converge_rss_mb: float = 0.0
     sim_rss_mb: float = 0.0
@@ -194,15 +191,6 @@ def run(vms: int, url: str | None, latency_scale: float, parallel: int, mode: st
     quiet = [n for n in noop if not n[0].replanned] or noop
     best = min(quiet, key=lambda n: n[1])
     row.noop_s, row.noop_cpu_s = best[1], best[2]
-    # The lease keeper: a round that renews every host, then a tick where none is due.
-    start = time.perf_counter()
-    renewed = ctl.leases.renew_due()
-    row.lease_round_s = time.perf_counter() - start
-    start = time.perf_counter()
-    again = ctl.leases.renew_due()
-    row.lease_tick_s = time.perf_counter() - start
-    if len(renewed) != row.hosts or again:
-        print(f"  warning: lease round renewed {len(renewed)} hosts, the next tick {len(again)}")
     ctl.replan_s = 0.0
     full = min((timed_pass(ctl) for _ in range(3)), key=lambda n: n[1])
     row.full_noop_s, row.full_noop_cpu_s = full[1], full[2]
@@ -281,8 +269,6 @@ def main() -> None:
             f"full no-op {r.full_noop_s * 1000:5.0f} ms (CPU {r.full_noop_cpu_s * 1000:.0f} ms) | "
             f"rebalance plan {r.rebalance_s * 1000:6.0f} ms, {r.rebalance_actions} actions | "
             f"restart pass {r.restart_s * 1000:6.0f} ms, {r.restart_actions} actions | "
-            f"lease round {r.lease_round_s * 1000:.0f} ms, "
-            f"idle tick {r.lease_tick_s * 1000:.1f} ms | "
             f"running {r.running}, started twice {r.double_starts} | "
             f"full GC {r.gc_full_s * 1000:.0f} ms, frozen {r.gc_frozen_s * 1000:.0f} ms | "
             f"peak RSS {r.rss_mb:.0f} MB, converging {r.converge_rss_mb:.0f} MB "

@@ -26,6 +26,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from controller.plan import Desired, HostObservation, Observed, Plan, PolicyContext, plan
+from controller.plan.model import LeaseObservation
 from nodeagent.models import (
     DomainSpec,
     DomainState,
@@ -102,7 +103,7 @@ def host_state(name: str, domains: list[DomainState], networks, pools) -> HostSt
         networks=networks,
         pools=pools,
         hooks={},
-        lease=LeaseState(held=True, granted=True, ttl_s=10, expires_in_s=10),
+        lease=LeaseState(held=True, granted=True, arbiter="etcd", ttl_s=10, expires_in_s=8),
         events_seq=0,
     )
 
@@ -190,8 +191,7 @@ def observed_of(desired: Desired, plan_done: Plan | None, infra: bool) -> Observ
             reachable=True,
             state=state,
             last_seen=NOW,
-            lease_sent_at=NOW,
-            lease_acked_at=NOW,
+            lease=LeaseObservation(alive=True),
         )
     return Observed(hosts=out, now=NOW)
 

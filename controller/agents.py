@@ -32,7 +32,6 @@ from nodeagent.models import (
     Health,
     HostState,
     HostStats,
-    LeaseRenewal,
     LeaseState,
     MigrateRequest,
     MigrationJob,
@@ -504,24 +503,8 @@ class AgentClient:
 
     # --- lease ---------------------------------------------------------------------------
 
-    def renew_lease(
-        self,
-        holder: str,
-        ttl_s: float | None = None,
-        epoch: int = 0,
-        timeout_s: float | None = None,
-        request_timeout_s: float | None = None,
-    ) -> LeaseState:
-        """Renew the host's fencing lease; `timeout_s` bounds each phase of the call (connect,
-        send, answer), so the agent receives the renewal within 2 x timeout_s or never.
-        The agent refuses to grant it later than `request_timeout_s` after its arrival."""
-        body = LeaseRenewal(
-            holder=holder, ttl_s=ttl_s, epoch=epoch, request_timeout_s=request_timeout_s
-        )
-        return self._call(LeaseState, "POST", "lease", body=body, timeout_s=timeout_s)
-
     def get_lease(self) -> LeaseState:
-        """Return the host's fencing lease."""
+        """Return the host's fencing lease in etcd, as its agent keeps it."""
         return self._call(LeaseState, "GET", "lease")
 
 

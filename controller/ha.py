@@ -1,9 +1,10 @@
 """High availability: host liveness, fencing decisions and HA restarts (pure).
 
 Never two copies. An HA VM is restarted elsewhere only when its old host provably
-cannot run it any more: the host's agent has self-fenced because its lease expired,
-or a power fence switched the host off and said so. Everything here is a function of
-observations and `now`; the loop and the executor do the acting.
+cannot run it any more: the host's etcd lease expired (its agent fenced itself before
+etcd could let it expire), or a power fence switched the host off and said so.
+Everything here is a function of observations and `now`; the loop and the executor
+do the acting.
 """
 
 from __future__ import annotations
@@ -28,27 +29,31 @@ class HostState(StrEnum):
     """A host's liveness as the controller concludes it."""
 
     UP = "Up"  # the agent answered the latest call
-    SUSPECT = "Suspect"  # no answer, but for less than a lease TTL since the last contact
-    FAILED = "Failed"  # no answer for a lease TTL or more: declared failed
+    SUSPECT = "Suspect"  # no answer, but nothing says the host stopped (its lease is held)
+    FAILED = "Failed"  # no answer and its etcd lease is gone (or nothing is known of it)
     FENCED = "Fenced"  # a power fence switched it off, confirmed
-    UNKNOWN = "Unknown"  # never reached and never leased: nothing known, nothing to restart
+    UNKNOWN = "Unknown"  # never reached: nothing known, nothing to restart
 
 
 # Reasons (CamelCase constants) carried by HostHealth and HADecision.
 AGENT_ANSWERING = "AgentAnswering"
 """The agent answered the latest call."""
-AGENT_UNREACHABLE = "AgentUnreachable"
-"""The agent stopped answering recently; it may be a blip."""
+LEASE_HELD = "LeaseHeld"
+"""The agent does not answer the controller but keeps its etcd lease alive: the host runs."""
 NEVER_REACHED = "NeverReached"
 """The controller has never reached the agent."""
 LEASE_EXPIRED = "LeaseExpired"
-"""The host's lease has expired with margin: its agent has killed its HA VMs."""
+"""The host's etcd lease expired (its key is gone) with margin: its agent has fenced."""
 WAITING_FOR_LEASE = "WaitingForLeaseExpiry"
-"""The host failed; its VMs may still run until its lease expires (with margin)."""
+"""The host's etcd lease is gone; the margin for clock drift and the kill has not passed."""
+ARBITER_UNREACHABLE = "ArbiterUnreachable"
+"""The controller's watch of etcd is out of sync: nothing proves the host stopped."""
 WAITING_FOR_FENCE = "WaitingForFence"
 """The host failed and only a confirmed power fence can make it safe."""
+NO_ARBITER = "NoArbiter"
+"""No etcd is configured (single host): HA VMs are not restarted elsewhere."""
 NOT_PROVABLY_OFF = "NotProvablyOff"
-"""The host failed, was never leased and has no power fence: nothing proves it off."""
+"""The host failed and its agent runs without etcd: nothing proves its VMs stopped."""
 POWER_FENCED = "PowerFenced"
 """A power fence switched the host off and confirmed it."""
 HA_RESTART = "HARestart"
@@ -65,29 +70,25 @@ STALE_COPY = "StaleCopy"
 class HostHealth:
     """The liveness of one host and whether its VMs may be restarted elsewhere.
 
-    Why `safe_at` is lease_sent_at + request_timeout_s + ttl_s + margin_s, and why
-    nothing earlier is safe:
+    Why `safe_at` is the time the controller saw the host's etcd key go plus margin_s,
+    and why nothing earlier is safe:
 
-    - The agent computes its lease expiry from when the latest renewal ARRIVED,
-      stamped before any queue on its own monotonic clock, and kills its HA VMs when
-      the lease expires. How long the renewal then waits to be granted does not move
-      the expiry; one that cannot be granted within its `request_timeout_s` after
-      arriving is refused and extends nothing (nodeagent.lease).
-    - A renewal sent at S arrives at most request_timeout_s after S (the client
-      bounds its connect and its send by half of it each, then abandons the request),
-      so the agent's expiry is at most S + request_timeout_s + ttl_s.
-    - S is the send time of the newest renewal that may have reached the agent, not
-      of the newest acknowledged one: a renewal whose acknowledgement was lost may
-      still have been received, and then it extended the lease.
-    - margin_s covers the difference in clock rates between the two machines and
-      the time the agent takes to kill its domains.
-    - A host that was never leased has no watchdog armed: nothing proves it off.
-      Only a confirmed power fence (power_fenced_at) makes its VMs safe to restart.
-    - With a power fence method, a confirmed fence makes the host safe at once; an
-      expired lease also suffices when the host was leased too (both mechanisms).
+    - The agent keeps its lease alive in etcd itself. etcd extends a lease to at least
+      the keepalive's send time + TTL when it acknowledges it; the agent destroys its HA
+      domains at the newest acknowledged send + TTL - its own margin (nodeagent.lease),
+      so before etcd can let the lease expire. The key is bound to the lease: it is
+      deleted exactly when etcd expires the lease.
+    - margin_s covers the agent's and etcd's clock rates and the time the kill takes
+      (the agent's own margin already covers most of that; this is the second belt).
+    - A controller that cannot see etcd (out of sync) proves nothing: no restart.
+    - An agent reachable by nobody but holding its lease still runs its VMs: a host
+      cut from the controller only is never restarted from.
+    - An agent that runs without etcd (`arbiter` none in its last state) never fences:
+      only a confirmed power fence makes its VMs safe to restart.
+    - With a power fence method, a confirmed fence makes the host safe at once; a gone
+      lease also suffices (both mechanisms).
 
-    `safe_at` is None when no time is known at which it becomes safe (never leased
-    and not fenced) or the host is up.
+    `safe_at` is None when no time is known at which it becomes safe.
     """
 
     host: str
@@ -99,34 +100,32 @@ class HostHealth:
     failed_at: datetime | None = None
 
 
-def _last_contact(obs: HostObservation) -> datetime | None:
-    times = [t for t in (obs.last_seen, obs.lease_acked_at) if t is not None]
-    return max(times) if times else None
-
-
 def _stamp(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S")
 
 
+def _agent_without_arbiter(obs: HostObservation) -> bool:
+    """Return True when the agent's last state says it runs without etcd (never fences)."""
+    return obs.state is not None and obs.state.lease.arbiter == "none"
+
+
 def assess_host(
     obs: HostObservation,
-    ttl_s: float,
     margin_s: float,
-    request_timeout_s: float,
     now: datetime,
     fencing_method: FenceMethod = FenceMethod.LEASE,
 ) -> HostHealth:
     """Return the host's state and whether its VMs may run elsewhere now (see HostHealth).
 
-    A host is Up while its agent answers; Suspect when it stopped answering less
-    than `ttl_s` after the last contact; Failed after that; Fenced once a power
-    fence is confirmed. Restarting is safe exactly from `safe_at` on (inclusive).
+    Up while its agent answers; Fenced once a power fence is confirmed; Suspect while it
+    does not answer but holds its etcd lease; Failed when its lease is gone (safe from
+    gone_since + `margin_s` on, inclusive) or when nothing can prove either way.
     """
     name = obs.name
     if obs.reachable:
         return HostHealth(name, HostState.UP, False, AGENT_ANSWERING, f"Host {name} answers")
     power = fencing_method in POWER_FENCE_METHODS
-    contact = _last_contact(obs)
+    contact = obs.last_seen
     # A fence confirmed before the host last answered belongs to an earlier failure: the
     # host came back since, so it says nothing about whether it runs now.
     if obs.power_fenced_at is not None and (contact is None or obs.power_fenced_at >= contact):
@@ -139,8 +138,8 @@ def assess_host(
             safe_at=obs.power_fenced_at,
             failed_at=obs.power_fenced_at,
         )
-    sent = obs.lease_sent_at
-    if contact is None and sent is None:
+    lease = obs.lease
+    if contact is None and (lease is None or not lease.alive):
         return HostHealth(
             name,
             HostState.UNKNOWN,
@@ -148,76 +147,69 @@ def assess_host(
             NEVER_REACHED,
             f"Host {name} has never answered and holds no lease",
         )
-    safe_at = (
-        sent + timedelta(seconds=request_timeout_s + ttl_s + margin_s) if sent is not None else None
-    )
-    failed_at = (contact or sent) + timedelta(seconds=ttl_s)  # type: ignore[operator]
-    if now < failed_at:
+    if lease is not None and lease.alive:
         return HostHealth(
             name,
             HostState.SUSPECT,
             False,
-            AGENT_UNREACHABLE,
-            f"Host {name} has not answered since {_stamp(contact or sent)}"  # type: ignore[arg-type]
-            f"; declared failed at {_stamp(failed_at)} if it stays silent",
-            safe_at=safe_at,
-            failed_at=failed_at,
+            LEASE_HELD,
+            f"Host {name} does not answer the controller but keeps its etcd lease alive: it "
+            "runs, and its VMs are not restarted elsewhere",
         )
-    if safe_at is not None and now >= safe_at:
+    waiting = (
+        f"; waiting for its {fencing_method.value} power fence to switch it off" if power else ""
+    )
+    if lease is None:
+        return HostHealth(
+            name,
+            HostState.FAILED,
+            False,
+            WAITING_FOR_FENCE if power else NO_ARBITER,
+            f"Host {name} does not answer; no etcd is configured, so nothing proves its VMs "
+            f"stopped and HA restarts elsewhere are off{waiting}",
+        )
+    if lease.alive is None:
+        return HostHealth(
+            name,
+            HostState.FAILED,
+            False,
+            WAITING_FOR_FENCE if power else ARBITER_UNREACHABLE,
+            f"Host {name} does not answer and the controller cannot read etcd: nothing proves "
+            f"its VMs stopped{waiting}",
+        )
+    gone = lease.gone_since or now
+    if _agent_without_arbiter(obs):
+        return HostHealth(
+            name,
+            HostState.FAILED,
+            False,
+            WAITING_FOR_FENCE if power else NOT_PROVABLY_OFF,
+            f"Host {name} failed and its agent runs without etcd: nothing proves its VMs "
+            f"stopped{waiting}",
+            failed_at=gone,
+        )
+    safe_at = gone + timedelta(seconds=margin_s)
+    if now >= safe_at:
         return HostHealth(
             name,
             HostState.FAILED,
             True,
             LEASE_EXPIRED,
-            f"Host {name} failed; its lease expired at {_stamp(safe_at)} (TTL {ttl_s:g}s, "
-            f"request timeout {request_timeout_s:g}s and margin {margin_s:g}s after the last "
-            "renewal sent): its HA VMs may restart elsewhere",
+            f"Host {name} failed; its etcd lease expired (key gone at {_stamp(gone)}, margin "
+            f"{margin_s:g}s): its agent has fenced, and its HA VMs may restart elsewhere",
             safe_at=safe_at,
-            failed_at=failed_at,
-        )
-    if power:
-        until = f" or until its lease expires at {_stamp(safe_at)}" if safe_at else ""
-        return HostHealth(
-            name,
-            HostState.FAILED,
-            False,
-            WAITING_FOR_FENCE,
-            f"Host {name} failed; waiting for its {fencing_method.value} power fence to switch it "
-            f"off{until} before restarting its VMs elsewhere",
-            safe_at=safe_at,
-            failed_at=failed_at,
-        )
-    if safe_at is None:
-        return HostHealth(
-            name,
-            HostState.FAILED,
-            False,
-            NOT_PROVABLY_OFF,
-            f"Host {name} failed and was never leased: nothing proves its VMs stopped; they "
-            "restart elsewhere only after the host returns or is fenced",
-            failed_at=failed_at,
+            failed_at=gone,
         )
     return HostHealth(
         name,
         HostState.FAILED,
         False,
         WAITING_FOR_LEASE,
-        f"Host {name} failed; its VMs may still run until its lease expires at {_stamp(safe_at)}",
+        f"Host {name} failed; its etcd lease expired at {_stamp(gone)}: its HA VMs restart "
+        f"elsewhere at {_stamp(safe_at)}, after a margin of {margin_s:g}s",
         safe_at=safe_at,
-        failed_at=failed_at,
+        failed_at=gone,
     )
-
-
-def lease_renewal_due(acked_at: datetime | None, ttl_s: float, now: datetime) -> bool:
-    """Return True when a host's lease should be renewed now: every ttl/3 since the last
-    acknowledged renewal (`acked_at`, None if never).
-
-    Counting from the last acknowledged renewal (not the last sent) renews again at
-    once after a renewal whose answer was lost, so one lost reply never costs the lease.
-    """
-    if acked_at is None:
-        return True
-    return now >= acked_at + timedelta(seconds=ttl_s / 3)
 
 
 @dataclass(frozen=True)

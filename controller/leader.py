@@ -4,17 +4,17 @@ The lead is a lease kept in the store (controller.store.fencing): a replica clai
 when it is free or expired, renews it every `ttl_s / 3`, and loses it when a renewal
 fails or finds another term. Each new holder gets the next epoch; the epoch is the
 fencing token. While leading, the replica's Store refuses its own writes once the
-epoch moved on (`Store.set_fencing_token`), and its lease renewals to the agents carry
-the same epoch, which agents refuse once a newer one was seen. So a deposed leader
-that wakes up late (a long GC pause, a frozen VM, a partition) can neither write
-state nor keep agents' leases alive: the newer leader's view wins everywhere.
+epoch moved on (`Store.set_fencing_token`), and its mutating agent calls carry the
+same epoch, which agents refuse once a newer one was seen. So a deposed leader that
+wakes up late (a long GC pause, a frozen VM, a partition) can neither write state nor
+act on hosts: the newer leader's view wins everywhere.
 
 A replica that loses the lead stops its passes at once; its stop is not graceful,
 and need not be: every step is idempotent and the next leader's first pass repairs.
 
 A controller that runs alone (`corral up`, `corral apply`) takes the lead the same way,
 once per run (RunTerm): agents compare epochs from every controller of one store, so
-a run that renewed leases with a fixed epoch would be refused by every agent that had
+a run that called agents with a fixed epoch would be refused by every agent that had
 seen a replica's newer term.
 """
 
@@ -152,11 +152,11 @@ def lead(
 
 def controller_term(controller) -> Callable[[int], Callable[[threading.Event], None]]:
     """Return a `start` for `lead` that runs `controller` with the term's fencing token on
-    its store writes and on its agents' lease renewals."""
+    its store writes and on its mutating agent calls."""
 
     def start(epoch: int) -> Callable[[threading.Event], None]:
         controller.store.set_fencing_token(epoch)
-        controller.leases.epoch = epoch
+        controller.term = epoch
         return controller.run
 
     return start
@@ -191,7 +191,7 @@ class RunTerm:
 
     Renews the lead every ttl/3 on a daemon thread until `release()`. If the lead is
     lost anyway (this process paused past the TTL and another controller took it), the
-    store refuses the run's writes and agents its lease renewals; `on_lost` is called
+    store refuses the run's writes and agents its calls; `on_lost` is called
     once so the run can stop.
     """
 
@@ -210,7 +210,7 @@ class RunTerm:
         while not self._stop.wait(self.elector.ttl_s / 3):
             if self.elector.renew() is None:
                 log.error(
-                    "%s lost the lead of term %d: its writes and lease renewals are refused",
+                    "%s lost the lead of term %d: its writes and agent calls are refused",
                     self.elector.identity,
                     self.epoch,
                 )
@@ -235,7 +235,7 @@ def hold_run_term(
     sleep: Callable[[float], None] = time.sleep,
 ) -> RunTerm:
     """Claim the lead of `controller`'s store for this run and return the held term; its
-    epoch fences the store's writes, the lease renewals and the mutating agent calls.
+    epoch fences the store's writes and the mutating agent calls.
 
     Waits up to `wait_s` (default ttl_s + 1 s: the lead of an earlier run that died
     without releasing it runs out) for the lead to be free; raises LeadHeld after that,
@@ -261,6 +261,6 @@ def hold_run_term(
             warned = True
         sleep(min(ttl_s / 3, max(0.05, limit - elector.monotonic())))
     run = RunTerm(elector, on_lost)
-    controller.leases.epoch = run.epoch
+    controller.term = run.epoch
     log.info("%s leads in term %d", elector.identity, run.epoch)
     return run

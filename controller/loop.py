@@ -20,15 +20,16 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Protocol
 
+from arbiter import EtcdSettings
 from controller.agentpool import AgentPool
 from controller.agents import AgentClient, AgentUnavailable
 from controller.balloons import BalloonKeeper
 from controller.conditions import set_condition
 from controller.execute import Executor, Outcome
-from controller.leases import LeaseKeeper
+from controller.leasewatch import HostLeaseWatch, LeaseView
 from controller.observe import HostRead, pick_readers, poll_hosts, read_observed
 from controller.plan import ActionType, Desired, Plan, PolicyContext, plan
-from controller.plan.model import Action, ObjectVerdict
+from controller.plan.model import Action, ObjectVerdict, Observed
 from controller.sources.base import Snapshot, SourceError
 from controller.status import build_statuses
 from controller.store import NotFound, Store, StoredObject, StoreError
@@ -158,13 +159,16 @@ class Controller:
         observe_interval_s: float = 0.0,
         source_resync_s: float | None = None,
         replan_s: float = 60.0,
+        etcd: EtcdSettings | None = None,
     ) -> None:
         """`observe_interval_s`: a pass re-reads a host's agent when its last read is older
         than this, or when the previous pass acted on it (0: every host, every pass).
         `source_resync_s`: a source whose revision has not moved is loaded and applied
         again only this often (None: every pass).
         `replan_s`: while nothing changes (see QuietPass) a pass does not plan again, but
-        at least this often it does (0: every pass plans)."""
+        at least this often it does (0: every pass plans).
+        `etcd`: where the hosts keep their fencing leases; None (a single host) turns HA
+        restarts elsewhere off (controller.ha NoArbiter)."""
         self.store = store
         self.sources = list(sources)
         self.pool = pool
@@ -192,8 +196,11 @@ class Controller:
         )
         # Every mutating agent call carries this term's epoch: an agent that has seen a
         # newer one refuses it, so a deposed leader waking mid-plan cannot act.
-        pool.epoch = lambda: self.leases.epoch
-        self.leases = LeaseKeeper(store, self._hosts, self._client_for, holder=identity)
+        self.term = 1
+        pool.epoch = lambda: self.term
+        self.lease_watch = (
+            HostLeaseWatch(etcd, on_change=self._lease_changed) if etcd is not None else None
+        )
         self.balloons = BalloonKeeper(store, self._client_for_name, identity)
         self._wake = threading.Event()
         self._failures = 0
@@ -372,7 +379,7 @@ class Controller:
         self._poll(self._due_hosts(hosts))
         desired = self._desired(stored, deleted)
         policy = policy_context(stored)
-        observed = read_observed(self.store, self.clock())
+        observed = self._observed()
         first = plan(desired, observed, policy)
         outcomes: list[Outcome] = []
         if first.actions:
@@ -402,7 +409,7 @@ class Controller:
             touched = {a.host for a in first.actions if a.host}
             self._touched = touched
             self._poll([h for h in hosts if h.metadata.name in touched])
-            observed = read_observed(self.store, self.clock())
+            observed = self._observed()
             verdict_plan = plan(desired, observed, policy)
         else:
             verdict_plan = first
@@ -411,10 +418,7 @@ class Controller:
         # The balloon keeper reads hosts' states, which only agent polls write, and none
         # ran since `observed` was read; a purged tombstone may drop a host's, so then
         # the store is read again.
-        if deleted:
-            observed = read_observed(self.store, self.clock())
-        else:
-            observed = replace(observed, now=self.clock())
+        observed = self._observed() if deleted else replace(observed, now=self.clock())
         self.balloons.run(desired, observed, policy)
         # A pass that acted on nothing, wrote nothing and does not depend on the clock
         # would be repeated exactly by the next one while nothing changes.
@@ -445,7 +449,7 @@ class Controller:
         self._quiet = quiet
         policy = quiet.policy
         if any(p.memory_balloon.enabled for p in (policy.default, *policy.by_host.values())):
-            self.balloons.run(quiet.desired, read_observed(self.store, self.clock()), policy)
+            self.balloons.run(quiet.desired, self._observed(), policy)
         return PassResult(
             plan=quiet.plan,
             outcomes=[],
@@ -654,14 +658,17 @@ class Controller:
 
     # --- agents ------------------------------------------------------------------------
 
-    def _hosts(self) -> list[Host]:
-        """Return the desired hosts as the last pass read them (the lease keeper asks every
-        tick; listing them from the store decoded every Host row each time: 70 ms at
-        1,000 hosts); before the first pass, from the store."""
-        hosts = self._pass_host_names
-        if hosts:
-            return list(hosts.values())
-        return [s.obj for s in self.store.list(kind="Host").items]
+    def leases(self) -> LeaseView | None:
+        """Return the hosts' etcd leases as the watch sees them (None: no arbiter)."""
+        return self.lease_watch.view() if self.lease_watch is not None else None
+
+    def _observed(self) -> Observed:
+        return read_observed(self.store, self.clock(), self.leases())
+
+    def _lease_changed(self) -> None:
+        # A host's lease went or came back: the last pass's verdicts no longer hold.
+        self._quiet = None
+        self.trigger()
 
     def _client_for(self, host: Host) -> AgentClient:
         return self.pool.client(host.metadata.name, host.spec.address)
@@ -700,11 +707,10 @@ class Controller:
         stop: threading.Event,
         on_pass: Callable[[PassResult], None] | None = None,
     ) -> None:
-        """Reconcile until `stop` is set; renew leases and poll sources on their own threads."""
-        # Grant every reachable host its lease before the first pass: an agent refuses to
-        # start HA VMs until it holds one, so the first pass's starts would fail and back off.
-        self.leases.renew_due()
-        self.leases.start()
+        """Reconcile until `stop` is set; watch the hosts' etcd leases and poll sources on
+        their own threads."""
+        if self.lease_watch is not None:
+            self.lease_watch.start()
         polled = [s for s in self.sources if s.poll_s]
         poller = threading.Thread(
             target=self._poll_sources, args=(polled, stop), name="source-poller", daemon=True
@@ -734,7 +740,8 @@ class Controller:
                     delay = 5.0
                 self._sleep(stop, delay)
         finally:
-            self.leases.stop()
+            if self.lease_watch is not None:
+                self.lease_watch.stop()
             if poller.is_alive():
                 poller.join(timeout=5)
 
@@ -760,11 +767,8 @@ class Controller:
     def _sleep(self, stop: threading.Event, delay: float) -> None:
         """Wait `delay` seconds, or less when triggered, when another writer changed the
         store (the API, `corral reconcile`), or when the store answers again after it did
-        not: any such change is a reason to look again.
-
-        While the store was away no host lease could be renewed (a renewal's send time is
-        stored before it is sent), so agents may have fenced their HA VMs; the store's
-        revision does not show that, and waiting for the resync would leave them down."""
+        not: any such change is a reason to look again (what happened on the hosts while
+        the store was away does not show in its revision)."""
         seen = self._store_revision()
         away = False
         deadline = time.monotonic() + delay

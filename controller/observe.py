@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -16,6 +16,9 @@ from controller.sharing import share_field_sets, share_strings
 from controller.store import ObservedHost, Store
 from nodeagent.models import HostState
 from schemas.host import Host
+
+if TYPE_CHECKING:
+    from controller.leasewatch import LeaseView
 
 WRITE_BATCH = 100
 """Observations written per transaction."""
@@ -128,7 +131,7 @@ def share_domain_specs(state: HostState) -> None:
             domain.__dict__["live"] = domain.spec
 
 
-def to_observation(row: ObservedHost) -> HostObservation:
+def to_observation(row: ObservedHost, leases: LeaseView | None = None) -> HostObservation:
     """Return the planner's view of a host observation listed with `decode_state`."""
     state = row.state if isinstance(row.state, HostState) else None
     error = row.state if isinstance(row.state, str) else row.last_error
@@ -138,14 +141,13 @@ def to_observation(row: ObservedHost) -> HostObservation:
         state=state,
         last_seen=row.last_seen,
         error=error,
-        lease_sent_at=row.lease_sent_at,
-        lease_acked_at=row.lease_acked_at,
+        lease=leases.of(row.host) if leases is not None else None,
         power_fenced_at=row.power_fenced_at,
-        lease_ttl_s=row.lease_ttl_s,
     )
 
 
-def read_observed(store: Store, now: datetime) -> Observed:
-    """Return the Observed picture of every host the store knows, at `now`."""
+def read_observed(store: Store, now: datetime, leases: LeaseView | None = None) -> Observed:
+    """Return the Observed picture of every host the store knows, at `now`, with each
+    host's etcd lease from `leases` (None: the controller has no arbiter)."""
     rows = store.list_observed(decode=decode_state)
-    return Observed(hosts={row.host: to_observation(row) for row in rows}, now=now)
+    return Observed(hosts={row.host: to_observation(row, leases) for row in rows}, now=now)

@@ -326,6 +326,19 @@ def ensure_undefined(ctx: AgentContext, name: str, force: bool) -> VerbResult:
         return VerbResult(name=name, changed=True, state="absent")
 
 
+def running_ha_domains(ctx: AgentContext) -> list[str]:
+    """Return the names of the running HA domains."""
+    names = []
+    for dom in ctx.connection.get().listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE):
+        try:
+            spec = spec_from_xml(dom.XMLDesc(0))
+            if spec is not None and spec.ha:
+                names.append(dom.name())
+        except libvirt.libvirtError:
+            continue
+    return names
+
+
 def fence_ha_domains(ctx: AgentContext) -> list[FenceRecord]:
     """Destroy every running HA domain at once (no hooks, no grace); return what was done."""
     conn = ctx.connection.get()

@@ -1,27 +1,26 @@
-"""The fencing lease: a pure decision core and the self-fence watchdog around it.
+"""The fencing lease in etcd: this agent keeps it alive, and fences itself without it.
 
-The controller renews this host's lease every few seconds. When a granted lease
-expires the agent destroys every HA domain itself (self-fence), so that the
-controller, after waiting TTL plus a margin, may restart them elsewhere without
-risking two copies. While expired, and before the first grant, HA starts are
-refused: a controller on the wrong side of a partition must not restart a fenced
-copy here. A lease never granted does not fence (the agent just started and the
-controller has not been seen yet). Times are monotonic seconds from `clock`.
+The agent grants itself a lease of the host's TTL in etcd, binds its key
+(`/corral/hosts/<host>`) to it and keeps it alive, every `interval_s`. The controller
+only watches that key and renews nothing: a controller, its replicas or PostgreSQL
+may be down for any length of time and no VM stops.
 
-With a `state_file`, every grant is written to disk (atomically) and read back when
-the agent starts: an agent restarted during a partition (crash, OOM kill, upgrade)
-must still fence when the lease it was granted runs out, or its HA VMs would run on
-while the controller restarts them elsewhere. CLOCK_MONOTONIC is system-wide and
-survives a process restart, so the stored expiry is compared as is — but only within
-the same boot (the boot id is stored with it; after a reboot the guests are gone).
+The self-fence rule: etcd extends a lease to at least (send time of the keepalive +
+TTL) when it acknowledges it, so the lease is provably alive until the send time of
+the newest acknowledged keepalive (or grant) plus the TTL. The agent destroys its HA
+domains once that time minus `margin_s` has come; `margin_s` covers the two clocks'
+rate difference and the time the kill takes. The controller restarts the host's HA
+VMs elsewhere only after etcd deleted the key (the lease expired there) plus its own
+margin, so the two copies never overlap. HA domains may start only while the lease
+is provably alive.
 
-A renewal's expiry counts from when it ARRIVED (stamped by RenewalArrivalStamp before
-any queue), not from when it was processed. The controller bounds this agent's expiry
-by its send time + request timeout + TTL (controller.ha.HostHealth); a renewal that
-waited behind slow verbs and counted from its processing time would outlive that
-bound, and the controller could restart an HA VM elsewhere while this copy still ran.
-A renewal whose processing starts later than its `request_timeout_s` after arrival is
-refused: its sender has stopped waiting and counts it as failed.
+Times are monotonic seconds from `clock`. The lease (id, newest acknowledged send,
+TTL, margin) is written to `state_file` at each acknowledgement and read back at start
+in the same boot: an agent restarted within its TTL keeps its lease alive, and one
+restarted later fences at once.
+
+Without etcd (the single-host default) there is no arbiter: nothing fences, HA domains
+may start, and the controller restarts nothing elsewhere (there is nowhere to go).
 """
 
 from __future__ import annotations
@@ -34,84 +33,101 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
+from arbiter import EtcdClient, EtcdError, EtcdSettings, HostLeaseRecord, host_key
 from nodeagent.errors import AgentFailure
-from nodeagent.models import FenceRecord, LeaseRenewal, LeaseState
+from nodeagent.models import FenceRecord, LeaseState
 
 log = logging.getLogger(__name__)
 
+MIN_KEEPALIVES_BEFORE_FENCE = 2
+"""The fence deadline must leave room for this many keepalive attempts after an ack."""
+
+
+class LeaseSettingError(ValueError):
+    """A lease timing setting is unusable; `setting` names it."""
+
+    def __init__(self, setting: str, message: str) -> None:
+        super().__init__(f"{setting}: {message}")
+        self.setting = setting
+
 
 @dataclass(frozen=True)
-class Lease:
-    """The lease as last renewed; `expires_at` is None until the first grant."""
+class LeaseTiming:
+    """TTL of the etcd lease, the fencing margin, and the keepalive interval (seconds)."""
 
-    ttl_s: float
-    holder: str | None = None
-    epoch: int = 0
-    expires_at: float | None = None
+    ttl_s: int
+    margin_s: float
+    interval_s: float
 
-
-DEFAULT_RENEWAL_TIMEOUT_S = 2.0
-"""How long after arrival a renewal naming no `request_timeout_s` may still be granted
-(the controller's request timeout, controller.plan.health.REQUEST_TIMEOUT_S)."""
-
-RENEWAL_ARRIVED_AT = "corral.lease_renewal_arrived_at"
-"""The ASGI scope key holding when a lease renewal arrived (the lease clock's seconds)."""
+    @property
+    def fence_after_s(self) -> float:
+        """Seconds after the newest acknowledged send at which the agent fences."""
+        return self.ttl_s - self.margin_s
 
 
-def renew_lease(
-    lease: Lease, renewal: LeaseRenewal, now: float, arrived_at: float | None = None
-) -> Lease:
-    """Return the lease renewed until `arrived_at` + TTL (arrival defaults to `now`).
+def lease_timing(ttl_s: float, margin_s: float | None = None) -> LeaseTiming:
+    """Return the timing for a TTL (margin default: 20% of it, at least 1 s), checked.
 
-    Conflict when `renewal.epoch` is lower than the one held (a deposed controller), or
-    when processing starts (`now`) more than `renewal.request_timeout_s` after arrival:
-    the renewal came too late to be granted, and the lease stays as it was.
+    LeaseSettingError names `lease_ttl_s` or `fence_margin_s` when the TTL leaves no room
+    for the margin and MIN_KEEPALIVES_BEFORE_FENCE keepalives.
     """
-    arrived = now if arrived_at is None else min(arrived_at, now)
-    limit_s = renewal.request_timeout_s or DEFAULT_RENEWAL_TIMEOUT_S
-    if now - arrived > limit_s:
-        raise AgentFailure(
-            "conflict",
-            f"lease_renewal_late: the renewal by {renewal.holder!r} (epoch {renewal.epoch}) "
-            f"waited {now - arrived:.2f} s before it could be granted, longer than its "
-            f"request timeout of {limit_s:g} s: refused, the lease is not extended",
-            retryable=True,
+    if ttl_s != int(ttl_s) or ttl_s < 2:
+        raise LeaseSettingError(
+            "lease_ttl_s", f"etcd leases take whole seconds, at least 2; got {ttl_s:g}"
         )
-    if lease.expires_at is not None and renewal.epoch < lease.epoch:
-        raise AgentFailure(
-            "conflict",
-            f"lease epoch {renewal.epoch} is older than the held epoch {lease.epoch} "
-            f"(holder {lease.holder!r})",
+    margin = margin_s if margin_s is not None else max(1.0, 0.2 * ttl_s)
+    if margin <= 0:
+        raise LeaseSettingError("fence_margin_s", f"must be positive, got {margin:g}")
+    interval = max(0.2, min(1.0, ttl_s / 5))
+    room = ttl_s - margin
+    if room < MIN_KEEPALIVES_BEFORE_FENCE * interval:
+        raise LeaseSettingError(
+            "lease_ttl_s",
+            f"a TTL of {ttl_s:g} s with a fence margin of {margin:g} s leaves {room:g} s for "
+            f"keepalives every {interval:g} s; at least {MIN_KEEPALIVES_BEFORE_FENCE} must fit "
+            f"(raise the TTL to {int(margin + MIN_KEEPALIVES_BEFORE_FENCE * interval) + 1} s "
+            "or lower the margin)",
         )
-    ttl_s = renewal.ttl_s if renewal.ttl_s is not None else lease.ttl_s
-    return replace(
-        lease, ttl_s=ttl_s, holder=renewal.holder, epoch=renewal.epoch, expires_at=arrived + ttl_s
-    )
+    return LeaseTiming(int(ttl_s), margin, interval)
 
 
-def lease_granted(lease: Lease) -> bool:
-    """Return whether a controller has ever granted this lease."""
-    return lease.expires_at is not None
+@dataclass(frozen=True)
+class HeldLease:
+    """What the agent knows of its lease: the id, and the send time (lease clock) of the
+    newest keepalive or grant etcd acknowledged. None before the first grant."""
+
+    lease_id: int | None = None
+    acked_sent_at: float | None = None
 
 
-def lease_expired(lease: Lease, now: float) -> bool:
-    """Return whether a granted lease has run out (a never-granted one is not expired)."""
-    return lease.expires_at is not None and now >= lease.expires_at
+def fence_deadline(lease: HeldLease, timing: LeaseTiming, started_at: float) -> float:
+    """Return the time from which HA domains must not run.
+
+    Before any acknowledgement it is `started_at`: an agent that cannot prove a lease
+    must not run HA domains (the controller may already have restarted them elsewhere).
+    """
+    if lease.acked_sent_at is None:
+        return started_at
+    return lease.acked_sent_at + timing.fence_after_s
 
 
-def must_fence(lease: Lease, now: float) -> bool:
-    """Return whether HA domains must be destroyed now: granted and expired."""
-    return lease_expired(lease, now)
+def must_fence(lease: HeldLease, timing: LeaseTiming, started_at: float, now: float) -> bool:
+    """Return whether HA domains must be destroyed now."""
+    return now >= fence_deadline(lease, timing, started_at)
 
 
-def ha_start_refusal(lease: Lease, now: float) -> str | None:
+def ha_start_refusal(
+    lease: HeldLease, timing: LeaseTiming, started_at: float, now: float
+) -> str | None:
     """Return why an HA domain may not start now (None if it may)."""
-    if not lease_granted(lease):
-        return "lease_not_granted: no controller has granted this host's lease yet"
-    if lease_expired(lease, now):
-        return "lease_expired: the fencing lease expired; HA domains stay off until renewal"
+    if lease.acked_sent_at is None:
+        return "lease_not_held: this host holds no fencing lease in etcd yet"
+    if must_fence(lease, timing, started_at, now):
+        return (
+            "lease_lapsed: no keepalive of this host's etcd lease was acknowledged in the last "
+            f"{timing.fence_after_s:g} s; HA domains stay off until it is"
+        )
     return None
 
 
@@ -126,115 +142,129 @@ def boot_id() -> str:
         return ""
 
 
-def save_lease(path: Path, lease: Lease) -> None:
-    """Write the granted lease to `path` atomically, with the boot id."""
+def save_lease(path: Path, lease: HeldLease, timing: LeaseTiming) -> None:
+    """Write the lease to `path` atomically, with the boot id."""
     path.parent.mkdir(parents=True, exist_ok=True)
     doc = {
         "boot_id": boot_id(),
-        "ttl_s": lease.ttl_s,
-        "holder": lease.holder,
-        "epoch": lease.epoch,
-        "expires_at": lease.expires_at,
+        "lease_id": lease.lease_id,
+        "acked_sent_at": lease.acked_sent_at,
+        "ttl_s": timing.ttl_s,
+        "margin_s": timing.margin_s,
     }
     tmp = path.with_name(f".{path.name}.{os.getpid()}")
     tmp.write_text(json.dumps(doc))
     os.replace(tmp, path)
 
 
-def load_lease(path: Path, ttl_s: float) -> Lease:
-    """Return the lease stored at `path` in this boot, or a never-granted one."""
+def load_lease(path: Path) -> HeldLease:
+    """Return the lease stored at `path` in this boot, or an empty one."""
     try:
         doc = json.loads(path.read_text())
     except (OSError, ValueError):
-        return Lease(ttl_s=ttl_s)
-    if not isinstance(doc, dict) or doc.get("boot_id") != boot_id() or not boot_id():
-        return Lease(ttl_s=ttl_s)
+        return HeldLease()
+    if not isinstance(doc, dict) or not boot_id() or doc.get("boot_id") != boot_id():
+        return HeldLease()
     try:
-        return Lease(
-            ttl_s=float(doc["ttl_s"]),
-            holder=doc.get("holder"),
-            epoch=int(doc["epoch"]),
-            expires_at=float(doc["expires_at"]) if doc["expires_at"] is not None else None,
-        )
+        return HeldLease(int(doc["lease_id"]), float(doc["acked_sent_at"]))
     except (KeyError, TypeError, ValueError):
-        return Lease(ttl_s=ttl_s)
+        return HeldLease()
 
 
 class LeaseKeeper:
-    """Holds the lease, answers renewals and runs the self-fence watchdog thread.
+    """Keeps this host's etcd lease alive (one thread) and self-fences (another).
 
-    `fence` destroys the running HA domains and returns the FenceRecords; it is
-    called on every watchdog tick while the lease is expired, so an HA domain
-    started behind the agent's back is destroyed too.
+    `fence` destroys the running HA domains and returns the FenceRecords; the watchdog
+    calls it on every tick past the deadline, so an HA domain started behind the
+    agent's back is destroyed too. With `etcd` None there is no arbiter and neither
+    thread runs.
     """
 
     def __init__(
         self,
-        ttl_s: float,
+        host: str,
+        timing: LeaseTiming,
         fence: Callable[[], list[FenceRecord]],
         *,
+        etcd: EtcdSettings | None = None,
         clock: Callable[[], float] = time.monotonic,
-        wall_clock: Callable[[], float] = time.time,
         on_fence: Callable[[FenceRecord], None] | None = None,
         history: int = 100,
         state_file: Path | None = None,
     ) -> None:
-        self._state_file = state_file
-        self._lease = load_lease(state_file, ttl_s) if state_file else Lease(ttl_s=ttl_s)
-        if lease_granted(self._lease):
-            log.warning(
-                "restored the lease of %s (epoch %d) from %s: it fences at its expiry",
-                self._lease.holder,
-                self._lease.epoch,
-                state_file,
-            )
+        self.host = host
+        self.timing = timing
+        self.etcd = etcd
         self._fence = fence
         self._clock = clock
-        self._wall_clock = wall_clock
         self._on_fence = on_fence
         self._history = history
+        self._state_file = state_file
+        self._started_at = clock()
+        self._lease = load_lease(state_file) if state_file and etcd else HeldLease()
+        if self._lease.lease_id is not None:
+            log.warning(
+                "restored etcd lease %x from %s: kept alive if etcd still has it, "
+                "else HA domains are fenced",
+                self._lease.lease_id,
+                state_file,
+            )
         self._fenced: list[FenceRecord] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
+        self._client: EtcdClient | None = None
+        self._last_error = ""
+        self._agent_id = f"{boot_id()[:8]}-{os.getpid()}"
 
     def now(self) -> float:
-        """Return the lease clock's time (monotonic seconds)."""
         return self._clock()
 
-    def renew(self, renewal: LeaseRenewal, arrived_at: float | None = None) -> LeaseState:
-        """Renew the lease from `arrived_at` (lease clock; default now) and return its
-        state; conflict on a stale epoch or a renewal granted too late (see renew_lease)."""
-        with self._lock:
-            self._lease = renew_lease(self._lease, renewal, self._clock(), arrived_at)
-            if self._state_file is not None:
-                save_lease(self._state_file, self._lease)
-        log.info("lease renewed by %s (epoch %d)", renewal.holder, renewal.epoch)
-        return self.state()
+    @property
+    def lease(self) -> HeldLease:
+        return self._lease
 
     def state(self) -> LeaseState:
         """Return the lease as the API reports it."""
+        if self.etcd is None:
+            return LeaseState(
+                held=False,
+                granted=False,
+                arbiter="none",
+                ttl_s=self.timing.ttl_s,
+                margin_s=self.timing.margin_s,
+                fenced=list(self._fenced),
+            )
         now = self._clock()
         lease = self._lease
+        deadline = fence_deadline(lease, self.timing, self._started_at)
         return LeaseState(
-            held=lease_granted(lease) and not lease_expired(lease, now),
-            granted=lease_granted(lease),
-            holder=lease.holder,
-            epoch=lease.epoch,
-            ttl_s=lease.ttl_s,
-            expires_in_s=None if lease.expires_at is None else lease.expires_at - now,
+            held=lease.acked_sent_at is not None and now < deadline,
+            granted=lease.lease_id is not None,
+            arbiter="etcd",
+            lease_id=f"{lease.lease_id:x}" if lease.lease_id is not None else None,
+            ttl_s=self.timing.ttl_s,
+            margin_s=self.timing.margin_s,
+            expires_in_s=deadline - now if lease.acked_sent_at is not None else None,
+            error=self._last_error or None,
             fenced=list(self._fenced),
         )
 
     def check_ha_start(self, vm: str) -> None:
         """Raise conflict if HA domain `vm` may not start now (see ha_start_refusal)."""
-        refusal = ha_start_refusal(self._lease, self._clock())
+        if self.etcd is None:
+            return
+        refusal = ha_start_refusal(self._lease, self.timing, self._started_at, self._clock())
         if refusal is not None:
             raise AgentFailure("conflict", f"refusing to start HA domain {vm!r}: {refusal}")
 
+    # self-fence
+
     def tick(self) -> list[FenceRecord]:
         """Fence if the lease requires it now; return the records of this tick."""
-        if not must_fence(self._lease, self._clock()):
+        if self.etcd is None:
+            return []
+        if not must_fence(self._lease, self.timing, self._started_at, self._clock()):
             return []
         records = self._fence()
         for record in records:
@@ -245,51 +275,103 @@ class LeaseKeeper:
             self._fenced = (self._fenced + records)[-self._history :]
         return records
 
-    def start(self, interval_s: float | None = None) -> None:
-        """Start the watchdog thread (ticks every min(TTL/4, 0.5 s) unless told)."""
-        if self._thread is not None:
+    # keepalive
+
+    def keep_alive_once(self, client: EtcdClient) -> None:
+        """Grant (and bind the key) when no lease is held, else send one keepalive.
+
+        An acknowledgement moves the deadline to its send time + TTL - margin; a lease
+        etcd no longer has is dropped at once (its key is gone, so the controller may
+        restart the HA domains elsewhere: they are fenced now, whatever the timer says).
+        """
+        timeout = self.timing.interval_s
+        lease = self._lease
+        sent = self._clock()
+        if lease.lease_id is None:
+            lease_id, _ = client.grant(self.timing.ttl_s, timeout_s=timeout)
+            record = HostLeaseRecord(
+                self.host, self.timing.ttl_s, self.timing.margin_s, self._agent_id
+            )
+            # Until the key is bound the controller cannot see the lease: the deadline counts
+            # from the grant's send time either way.
+            self._set(HeldLease(lease_id, None))
+            client.put(host_key(self.etcd.prefix, self.host), record.encode(), lease=lease_id)
+            self._set(HeldLease(lease_id, sent))
+            log.info(
+                "holding etcd lease %x for host %s (TTL %d s)",
+                lease_id,
+                self.host,
+                self.timing.ttl_s,
+            )
             return
-        interval = interval_s if interval_s is not None else min(self._lease.ttl_s / 4, 0.5)
+        ttl = client.keepalive(lease.lease_id, timeout_s=timeout)
+        if ttl > 0:
+            self._set(replace(lease, acked_sent_at=sent))
+            return
+        log.warning("etcd no longer has lease %x: fencing HA domains now", lease.lease_id)
+        self._set(HeldLease())
+        self._started_at = self._clock()
+        self.tick()
+
+    def _set(self, lease: HeldLease) -> None:
+        with self._lock:
+            self._lease = lease
+        if self._state_file is not None and lease.acked_sent_at is not None:
+            save_lease(self._state_file, lease, self.timing)
+
+    def _keepalive_loop(self) -> None:
+        assert self.etcd is not None
+        while not self._stop.is_set():
+            started = self._clock()
+            try:
+                if self._client is None:
+                    self._client = EtcdClient(self.etcd, timeout_s=self.timing.interval_s)
+                self.keep_alive_once(self._client)
+                if self._last_error:
+                    log.warning("etcd answers again: %s cleared", self._last_error)
+                self._last_error = ""
+            except EtcdError as exc:
+                if str(exc) != self._last_error:
+                    log.warning("etcd lease keepalive failed: %s", exc)
+                self._last_error = str(exc)
+            except Exception:
+                log.exception("etcd lease keepalive failed")
+            self._stop.wait(max(0.0, self.timing.interval_s - (self._clock() - started)))
+
+    def _watchdog_loop(self, interval_s: float) -> None:
+        while not self._stop.wait(interval_s):
+            try:
+                self.tick()
+            except Exception:
+                log.exception("self-fence tick failed")
+
+    def start(self, watchdog_interval_s: float | None = None) -> None:
+        """Start the keepalive and watchdog threads (watchdog ticks every 0.1-0.5 s)."""
+        if self.etcd is None or self._threads:
+            return
+        interval = watchdog_interval_s or min(self.timing.interval_s / 2, 0.5)
         self._stop.clear()
-
-        def _run() -> None:
-            while not self._stop.wait(interval):
-                try:
-                    self.tick()
-                except Exception:
-                    log.exception("lease watchdog tick failed")
-
-        self._thread = threading.Thread(target=_run, name="lease-watchdog", daemon=True)
-        self._thread.start()
+        self._started_at = self._clock()
+        if self._lease.acked_sent_at is None:
+            # No lease from an earlier run of this boot: HA domains running now may already
+            # run elsewhere too. They go before a new lease can make them look safe.
+            self.tick()
+        self._threads = [
+            threading.Thread(target=self._keepalive_loop, name="etcd-lease", daemon=True),
+            threading.Thread(
+                target=self._watchdog_loop, args=(interval,), name="self-fence", daemon=True
+            ),
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def stop(self) -> None:
-        """Stop the watchdog thread."""
+        """Stop both threads; the lease is left to expire (never revoked: HA domains may
+        still run here, and only a fence may end them)."""
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-
-class RenewalArrivalStamp:
-    """ASGI middleware: records when a lease renewal (POST /v1/lease) arrived, before any
-    queue, under RENEWAL_ARRIVED_AT in the request scope.
-
-    The time is read from the lease clock of the agent the app serves
-    (`scope["app"].state.agent`); with no agent yet, nothing is stamped (the route then
-    answers unavailable).
-    """
-
-    def __init__(self, app: Callable[..., Any]) -> None:
-        self.app = app
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if (
-            scope["type"] == "http"
-            and scope.get("method") == "POST"
-            and scope.get("path") == "/v1/lease"
-        ):
-            state = getattr(scope.get("app"), "state", None)
-            agent = getattr(state, "agent", None)
-            if agent is not None:
-                scope[RENEWAL_ARRIVED_AT] = agent.lease.now()
-        await self.app(scope, receive, send)
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self._threads = []
+        if self._client is not None:
+            self._client.close()
+            self._client = None

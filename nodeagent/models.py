@@ -584,20 +584,6 @@ class BalloonRequest(WireModel):
 # --- lease, events, host ---------------------------------------------------------------------
 
 
-class LeaseRenewal(WireModel):
-    """A controller renewing this host's fencing lease; a lower epoch than held is refused.
-
-    `request_timeout_s` is how long the controller waits for the renewal to be granted:
-    the agent refuses one whose processing starts later than that after it arrived
-    (None: the agent's default, 2 s). Older controllers do not send it.
-    """
-
-    holder: str = Field(min_length=1)
-    ttl_s: float | None = Field(default=None, gt=0, le=3600)
-    epoch: int = Field(default=0, ge=0)
-    request_timeout_s: float | None = Field(default=None, gt=0, le=300)
-
-
 class FenceRecord(WireModel):
     """One HA domain this agent destroyed itself because its lease expired (unix time)."""
 
@@ -608,14 +594,23 @@ class FenceRecord(WireModel):
 
 
 class LeaseState(WireModel):
-    """The fencing lease as this agent sees it; `expires_in_s` < 0 means expired."""
+    """This host's fencing lease in etcd as the agent sees it (nodeagent.lease).
+
+    `arbiter` is "none" when the agent runs without etcd (nothing fences). `held`: a
+    keepalive was acknowledged less than TTL - margin ago; `expires_in_s` is the time
+    left until the self-fence (< 0: past it). `term` is the highest controller term
+    seen on a mutating call (calls under a lower one are refused).
+    """
 
     held: bool
     granted: bool
-    holder: str | None = None
-    epoch: int = 0
+    arbiter: Literal["etcd", "none"] = "none"
+    lease_id: str | None = None
     ttl_s: float
+    margin_s: float = 0.0
     expires_in_s: float | None = None
+    error: str | None = None
+    term: int = 0
     fenced: list[FenceRecord] = Field(default_factory=list)
 
 

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import libvirt
-from fastapi import Body, Depends, FastAPI, Header, Query, Request
+from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi import Path as FastAPIPath
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -30,7 +30,6 @@ from nodeagent.bodylimit import MIB, BodySizeLimit
 from nodeagent.consoleroutes import install_console_routes
 from nodeagent.context import AgentContext
 from nodeagent.errors import AgentFailure, from_libvirt
-from nodeagent.lease import RENEWAL_ARRIVED_AT, RenewalArrivalStamp
 from nodeagent.models import (
     NAME_PATTERN,
     AgentError,
@@ -45,7 +44,6 @@ from nodeagent.models import (
     Health,
     HostState,
     HostStats,
-    LeaseRenewal,
     LeaseState,
     MigrateRequest,
     MigrationJob,
@@ -112,13 +110,9 @@ EPOCH_HEADER = "X-Corral-Epoch"
 
 
 async def _current_term(conn: HTTPConnection) -> None:
-    """Refuse a mutating call made under an older controller term than the lease's.
-
-    The controller sends its term (fencing token) on every mutating call; a deposed
-    leader that wakes up mid-plan would otherwise still define and start VMs here after
-    the new leader moved them. Lease renewals check the epoch themselves.
-    """
-    if conn.scope.get("method", "GET") in ("GET", "HEAD") or conn.url.path == "/v1/lease":
+    """Refuse a mutating call made under an older controller term than one seen before
+    (nodeagent.term)."""
+    if conn.scope.get("method", "GET") in ("GET", "HEAD"):
         return
     raw = conn.headers.get(EPOCH_HEADER)
     agent = conn.app.state.agent
@@ -130,13 +124,7 @@ async def _current_term(conn: HTTPConnection) -> None:
         raise AgentFailure(
             "invalid_spec", f"{EPOCH_HEADER} must be an integer, got {raw!r}", field=EPOCH_HEADER
         ) from None
-    held = agent.lease.state()
-    if held.granted and term < held.epoch:
-        raise AgentFailure(
-            "conflict",
-            f"controller term {term} is older than term {held.epoch} holding this host's "
-            f"lease ({held.holder}): refused",
-        )
+    agent.terms.admit(term)
 
 
 AgentDep = Annotated[Agent, Depends(_agent)]
@@ -179,7 +167,6 @@ def create_app(agent: Agent | None = None) -> FastAPI:
         error_body=_too_large,
         exempt=_streamed_upload,
     )
-    app.add_middleware(RenewalArrivalStamp)  # outermost: stamps before any other layer
     install_console_routes(app)
 
     @app.exception_handler(AgentFailure)
@@ -454,29 +441,10 @@ def create_app(agent: Agent | None = None) -> FastAPI:
 
     # --- lease ---------------------------------------------------------------------------
 
-    # Both lease routes run on the event loop, never in the thread pool: a renewal must
-    # not queue behind slow verbs (define, start, migrate), or it would be granted later
-    # than the controller's HA timing assumes (see nodeagent.lease).
-
     @app.get("/v1/lease", response_model=LeaseState)
     async def get_lease(agent: AgentDep) -> LeaseState:
-        """Return the fencing lease."""
-        return agent.lease.state()
-
-    @app.post("/v1/lease", response_model=LeaseState)
-    async def renew_lease(
-        agent: AgentDep, renewal: Annotated[LeaseRenewal, Body()], request: Request
-    ) -> LeaseState:
-        """Renew the fencing lease until arrival + TTL (conflict on a stale epoch, or when
-        granting starts more than `request_timeout_s` after the renewal arrived)."""
-        if await request.is_disconnected():
-            raise AgentFailure(
-                "conflict",
-                f"lease renewal by {renewal.holder!r} abandoned: the client disconnected "
-                "before it was granted",
-                retryable=True,
-            )
-        return agent.lease.renew(renewal, arrived_at=request.scope.get(RENEWAL_ARRIVED_AT))
+        """Return this host's fencing lease in etcd, as the agent keeps it."""
+        return agent.lease_state()
 
     return app
 

@@ -24,7 +24,30 @@ def run_agent(
     ] = None,
     hooks_dir: Annotated[Path | None, typer.Option(help="hook scripts by hook point")] = None,
     hook_timeout: Annotated[float, typer.Option(help="seconds per hook script")] = 30.0,
-    lease_ttl: Annotated[float, typer.Option(help="fencing lease TTL in seconds")] = 10.0,
+    host: Annotated[
+        str | None, typer.Option(help="this host's name (its Host object) [default: hostname]")
+    ] = None,
+    lease_ttl: Annotated[int, typer.Option(help="etcd fencing lease TTL in seconds")] = 10,
+    fence_margin: Annotated[
+        float | None,
+        typer.Option(
+            help="fence this many seconds before the lease can expire [default: 20% of TTL, >= 1]"
+        ),
+    ] = None,
+    etcd_endpoints: Annotated[
+        str | None,
+        typer.Option(
+            envvar="CORRAL_ETCD_ENDPOINTS",
+            help="etcd client URLs, comma-separated; none: no fencing (single host)",
+        ),
+    ] = None,
+    etcd_ca: Annotated[Path | None, typer.Option(envvar="CORRAL_ETCD_CA", help="etcd CA")] = None,
+    etcd_cert: Annotated[
+        Path | None, typer.Option(envvar="CORRAL_ETCD_CERT", help="etcd client certificate")
+    ] = None,
+    etcd_key: Annotated[
+        Path | None, typer.Option(envvar="CORRAL_ETCD_KEY", help="etcd client key")
+    ] = None,
     migration_uri: Annotated[
         str | None, typer.Option(help="libvirt URI peers use to migrate to this host")
     ] = None,
@@ -35,37 +58,73 @@ def run_agent(
     lease_file: Annotated[
         Path | None,
         typer.Option(
-            help="where the granted lease survives agent restarts "
+            help="where the etcd lease survives agent restarts "
             "[default: /run/corral-agent/lease-<uri and address hash>.json]"
         ),
     ] = None,
 ) -> None:
     """Run the node agent: the HTTPS API over this host's libvirt."""
+    import socket
+
+    from arbiter import EtcdSettingError, make_settings
     from nodeagent.agent import Agent
     from nodeagent.errors import AgentFailure
+    from nodeagent.lease import LeaseSettingError, lease_timing
     from nodeagent.serve import ServeConfigError, build_server
 
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    try:
+        timing = lease_timing(lease_ttl, fence_margin)
+        etcd = None
+        if etcd_endpoints:
+            etcd = make_settings(
+                etcd_endpoints,
+                ca_file=etcd_ca,
+                cert_file=etcd_cert,
+                key_file=etcd_key,
+                names=ETCD_OPTION_NAMES,
+            )
+        elif etcd_ca or etcd_cert or etcd_key:
+            raise EtcdSettingError("--etcd-endpoints", "etcd TLS files given without endpoints")
+    except LeaseSettingError as exc:
+        option = {"lease_ttl_s": "--lease-ttl", "fence_margin_s": "--fence-margin"}[exc.setting]
+        typer.echo(f"corral agent: {option}: {str(exc).split(': ', 1)[1]}", err=True)
+        raise typer.Exit(2) from exc
+    except EtcdSettingError as exc:
+        typer.echo(f"corral agent: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    base = lease_file or default_lease_file(libvirt_uri, listen)
     agent = Agent(
         libvirt_uri,
         hooks_dir=hooks_dir,
         hook_timeout_s=hook_timeout,
-        lease_ttl_s=lease_ttl,
+        host=host or socket.gethostname(),
+        lease=timing,
+        etcd=etcd,
         migration_uri=migration_uri,
-        lease_file=lease_file or default_lease_file(libvirt_uri, listen),
+        lease_file=base,
+        term_file=base.with_name(base.stem + ".term"),
     )
     try:
         server = build_server(agent, listen, certs, insecure_dev=insecure_dev, log_level=log_level)
         agent.start()
-    except (ServeConfigError, AgentFailure) as exc:
+    except (ServeConfigError, AgentFailure, EtcdSettingError) as exc:
         typer.echo(f"corral agent: {exc}", err=True)
         raise typer.Exit(2) from exc
     try:
         server.run()
     finally:
         agent.close()
+
+
+ETCD_OPTION_NAMES = {
+    "endpoints": "--etcd-endpoints",
+    "ca_file": "--etcd-ca",
+    "cert_file": "--etcd-cert",
+    "key_file": "--etcd-key",
+}
 
 
 def default_lease_file(libvirt_uri: str, listen: str) -> Path:

@@ -8,8 +8,12 @@ and the epoch is the fencing token:
 
 - the leader's store refuses its writes once the epoch moved on (`Fenced`), so a
   deposed leader that wakes up late (a pause, a partition) changes nothing;
-- its agent lease renewals carry the epoch, which an agent refuses once it has seen a
-  newer one, so a deposed leader cannot keep hosts' fencing leases alive either.
+- its mutating agent calls carry the epoch, which an agent refuses once it has seen a
+  newer one, so a deposed leader cannot act on the hosts either.
+
+The hosts' fencing leases are not the controller's: each agent keeps its own alive in
+etcd (`--etcd-endpoints`), and the leader only watches them. No replica running at all
+stops no VM.
 
 Failover: when the leader dies, its lease runs out after at most `--lease-ttl` seconds
 from its last renewal, and a standby takes over within another `--lease-ttl / 3`; its
@@ -19,7 +23,7 @@ a standby takes over on its next try. tests/e2e/test_controller_failover.py runs
 `corral controller` processes on PostgreSQL with a real agent: after SIGKILL of the
 leader (`--lease-ttl 2`) the standby led in 2.1 s and had a newly committed VM running
 4.7 s after the kill; a SIGSTOPped leader was replaced in 2.7 s and, woken, went back
-to standby with its writes and agent lease renewals refused.
+to standby with its writes and agent calls refused.
 
 PostgreSQL sessions of a replica are ended by the server when they idle inside a
 transaction for longer than the lease TTL (see `with_session_limit`).
@@ -45,6 +49,7 @@ from typing import Annotated
 import typer
 from sqlalchemy.engine import make_url
 
+from arbiter import EtcdSettings
 from controller.agentpool import AgentPool
 from controller.cli.common import (
     DbOption,
@@ -53,6 +58,13 @@ from controller.cli.common import (
     err_console,
     make_source,
     open_store_or_exit,
+)
+from controller.cli.etcdopts import (
+    EtcdCaOpt,
+    EtcdCertOpt,
+    EtcdEndpointsOpt,
+    EtcdKeyOpt,
+    etcd_settings_or_exit,
 )
 from controller.leader import LeaderElector, lead
 from controller.loop import Controller, SourceSetting
@@ -121,6 +133,10 @@ def run_controller(
     parallel: Annotated[
         int, typer.Option("--parallel", min=1, max=1024, help="Agent calls in flight at once")
     ] = DEFAULT_PARALLEL,
+    etcd_endpoints: EtcdEndpointsOpt = None,
+    etcd_ca: EtcdCaOpt = None,
+    etcd_cert: EtcdCertOpt = None,
+    etcd_key: EtcdKeyOpt = None,
 ) -> None:
     """Run one controller replica: reconcile while leading, stand by otherwise."""
     logging.basicConfig(
@@ -134,6 +150,7 @@ def run_controller(
     name = identity or default_identity()
     db = with_session_limit(db, lease_ttl)
     setting = replace(make_source(path, git, branch, subpath, prune, state_dir), poll_s=poll)
+    etcd = etcd_settings_or_exit(etcd_endpoints, etcd_ca, etcd_cert, etcd_key)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
@@ -148,7 +165,7 @@ def run_controller(
         highlight=False,
     )
     try:
-        term = replica_term(name, setting, db, state_dir, certs, resync, parallel)
+        term = replica_term(name, setting, db, state_dir, certs, resync, parallel, etcd)
         lead(elector, term, stop)
     finally:
         election_store.close()
@@ -189,9 +206,10 @@ def replica_term(
     certs: Path | None,
     resync_s: float,
     parallel: int = DEFAULT_PARALLEL,
+    etcd: EtcdSettings | None = None,
 ) -> Callable[[int], Callable[[threading.Event], None]]:
     """Return a `start` for controller.leader.lead: for each term, a Controller on its own
-    store fenced with the term's epoch, whose agent leases carry the same epoch.
+    store fenced with the term's epoch, whose mutating agent calls carry the same epoch.
 
     The store is fenced before the Controller is built, so even its first write (the
     source record) is refused if the term is already over. A term that cannot start
@@ -209,14 +227,20 @@ def replica_term(
         pool = AgentPool(cert_dir=certs)
         try:
             controller = Controller(
-                store, [setting], pool, identity=name, resync_s=resync_s, max_parallel=parallel
+                store,
+                [setting],
+                pool,
+                identity=name,
+                resync_s=resync_s,
+                max_parallel=parallel,
+                etcd=etcd,
             )
         except StoreError as exc:
             log.warning("%s could not start term %d: %s", name, epoch, exc)
             pool.close()
             store.close()
             return lambda _term_stop: None
-        controller.leases.epoch = epoch
+        controller.term = epoch
         console.print(f"corral controller {name}: leading in term {epoch}", highlight=False)
 
         def body(term_stop: threading.Event) -> None:

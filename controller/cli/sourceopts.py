@@ -2,7 +2,7 @@
 
 A command takes `source: SourceOptions` as its first parameter and is decorated with
 `with_source_options`: typer then sees PATH, --git, --branch, --path, --prune, --db,
---state-dir and --certs in its place, and the command receives them gathered.
+--state-dir, --certs and the --etcd-* options in its place, and the command receives them gathered.
 """
 
 from __future__ import annotations
@@ -15,7 +15,15 @@ from typing import Annotated, Any
 
 import typer
 
+from arbiter import EtcdSettings
 from controller.cli.common import DbOption, StateDirOption, make_source
+from controller.cli.etcdopts import (
+    EtcdCaOpt,
+    EtcdCertOpt,
+    EtcdEndpointsOpt,
+    EtcdKeyOpt,
+    etcd_settings_or_exit,
+)
 from controller.cli.signature import declare_options, keyword
 from controller.loop import SourceSetting
 
@@ -40,6 +48,10 @@ SOURCE_PARAMETERS = (
     keyword("db", DbOption, None),
     keyword("state_dir", StateDirOption, None),
     keyword("certs", CertsOpt, None),
+    keyword("etcd_endpoints", EtcdEndpointsOpt, None),
+    keyword("etcd_ca", EtcdCaOpt, None),
+    keyword("etcd_cert", EtcdCertOpt, None),
+    keyword("etcd_key", EtcdKeyOpt, None),
 )
 
 
@@ -55,6 +67,16 @@ class SourceOptions:
     db: str | None
     state_dir: Path | None
     certs: Path | None
+    etcd_endpoints: str | None = None
+    etcd_ca: Path | None = None
+    etcd_cert: Path | None = None
+    etcd_key: Path | None = None
+
+    def etcd(self) -> EtcdSettings | None:
+        """Return the checked etcd settings, None without endpoints (exit 2 when bad)."""
+        return etcd_settings_or_exit(
+            self.etcd_endpoints, self.etcd_ca, self.etcd_cert, self.etcd_key
+        )
 
     def setting(self) -> SourceSetting:
         """Return the source setting for PATH or --git (exit 2 unless exactly one is given)."""

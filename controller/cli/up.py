@@ -35,7 +35,14 @@ def _controller(
 ) -> Controller:
     store = open_store_or_exit(source.db, source.state_dir)
     pool = AgentPool(cert_dir=source.certs)
-    return Controller(store, [setting], pool, resync_s=resync_s, max_parallel=DEFAULT_PARALLEL)
+    return Controller(
+        store,
+        [setting],
+        pool,
+        resync_s=resync_s,
+        max_parallel=DEFAULT_PARALLEL,
+        etcd=source.etcd(),
+    )
 
 
 def _hold_term(controller: Controller, on_lost: Callable[[], None] | None = None) -> RunTerm:
@@ -184,15 +191,13 @@ def apply(
 ) -> None:
     """Apply the manifests once (agents must be running) and wait until converged.
 
-    Leases are renewed while it runs, so HA VMs can start; once it exits, lease-fenced
-    agents fence their HA VMs unless a controller (`corral up`) keeps renewing.
+    HA VMs keep running after it exits: their hosts' agents keep their fencing leases in
+    etcd themselves. Nothing restarts them elsewhere while no controller runs, though.
     """
     setting = source.setting()
     controller = _controller(setting, source)
     term = _hold_term(controller)
     deadline = time.monotonic() + timeout
-    controller.leases.renew_due()
-    controller.leases.start()
     try:
         while True:
             result = controller.reconcile()
@@ -216,18 +221,7 @@ def apply(
                 err_console.print(line)
             raise typer.Exit(1)
         console.print(status_table(controller.store))
-        ha = [
-            s.name
-            for s in controller.store.list(kind="VirtualMachine").items
-            if s.obj.spec.ha and s.obj.spec.ha.enabled
-        ]
-        if ha:
-            err_console.print(
-                f"[yellow]note:[/] {len(ha)} HA VMs ({', '.join(ha[:5])}) keep running only "
-                "while a controller renews their hosts' leases: run `corral up` for that."
-            )
     finally:
-        controller.leases.stop()
         term.release()
         controller.pool.close()
         controller.store.close()

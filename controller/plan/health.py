@@ -9,10 +9,6 @@ from controller.ha import POWER_FENCE_METHODS, HostHealth, HostState, assess_hos
 from controller.plan.model import HostObservation, PolicyContext
 from schemas.host import Host
 
-REQUEST_TIMEOUT_S = 2.0
-"""The longest a lease renewal may be in flight: one sent may reach the agent this much later.
-controller.leases.LeaseKeeper enforces it (connect and send each within half of it)."""
-
 
 @dataclass(frozen=True)
 class HostHealthView:
@@ -41,11 +37,7 @@ def assess_hosts(
         fencing = host.spec.fencing
         health = assess_host(
             obs,
-            # The agent fences by the TTL it was granted: after the spec's TTL is lowered,
-            # a lease granted earlier still runs by the old, longer one.
-            ttl_s=max(fencing.lease_ttl_s, obs.lease_ttl_s or 0),
             margin_s=policy.for_host(name).ha_restart_margin_s,
-            request_timeout_s=REQUEST_TIMEOUT_S,
             now=now,
             fencing_method=fencing.method,
         )

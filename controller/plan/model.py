@@ -37,13 +37,25 @@ class Desired:
 
 
 @dataclass(frozen=True)
+class LeaseObservation:
+    """A host's fencing lease in etcd as the controller's watch sees it (controller.leasewatch).
+
+    `alive` is None while the watch is out of sync with etcd: then nothing is known
+    either way. `gone_since` is when the watch saw the key go (or, after a controller
+    start, first found it absent): the lease had expired in etcd by then.
+    """
+
+    alive: bool | None
+    gone_since: datetime | None = None
+
+
+@dataclass(frozen=True)
 class HostObservation:
     """What the controller knows about one host's agent at `Observed.now`.
 
     `state` is the last full state the agent reported (None if never reached);
-    `reachable` says whether the latest call succeeded. Lease times are those of
-    the controller's renewals: `lease_sent_at` is the newest renewal that may have
-    reached the agent, `lease_acked_at` the newest the agent confirmed.
+    `reachable` says whether the latest call succeeded. `lease` is the host's etcd
+    lease, or None when the controller has no arbiter (no etcd configured).
     """
 
     name: str
@@ -51,11 +63,8 @@ class HostObservation:
     state: HostState | None = None
     last_seen: datetime | None = None
     error: str | None = None
-    lease_sent_at: datetime | None = None
-    lease_acked_at: datetime | None = None
+    lease: LeaseObservation | None = None
     power_fenced_at: datetime | None = None
-    lease_ttl_s: int | None = None
-    """The TTL the newest renewal granted (it may differ from the Host spec's current one)."""
 
 
 @dataclass(frozen=True)

@@ -62,7 +62,6 @@ class SimFleet:
         latency: Latency | None = None,
         cpus: int = 64,
         memory_mib: int = 256 * 1024,
-        lease_ttl_s: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
         per_host_parallel: int = 4,
         sleep: Callable[[float], None] = time.sleep,
@@ -78,7 +77,6 @@ class SimFleet:
                 memory_mib=memory_mib,
                 shared=self.shared,
                 clock=clock,
-                lease_ttl_s=lease_ttl_s,
             )
             for name in names
         }

@@ -2,9 +2,11 @@
 
 Each verb behaves as the real agent's does on libvirt, as far as the controller can
 tell: define fills in what libvirt fills in (machine type, NIC MACs, network and pool
-UUIDs), start refuses a missing network or volume and an HA domain without a held
-lease, undefine refuses a running domain unless forced, a volume never shrinks,
-a netfs pool shows the same volumes on every host that mounts the same export.
+UUIDs), start refuses a missing network or volume, undefine refuses a running domain
+unless forced, a volume never shrinks, a netfs pool shows the same volumes on every
+host that mounts the same export.
+A simulated host runs without etcd, as an agent without `--etcd-endpoints` does: it
+never fences, and the controller restarts nothing from it without a power fence.
 Failures are `SimFailure`s carrying the agent's error `type`, which the transport
 turns into the agent's JSON error body and HTTP status.
 """
@@ -17,14 +19,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from nodeagent.lease import Lease, ha_start_refusal, lease_expired, lease_granted, renew_lease
 from nodeagent.models import (
     ApplyResult,
     DomainSpec,
     DomainState,
     FenceRecord,
     HostState,
-    LeaseRenewal,
     LeaseState,
     MigrateRequest,
     MigrationJob,
@@ -92,7 +92,7 @@ class SharedStorage:
 class SimHost:
     """The in-memory state of one host and the agent verbs over it (thread-safe).
 
-    `clock` is monotonic seconds (the lease counts on it). `version` grows with every
+    `clock` is monotonic seconds. `version` grows with every
     change, so a reader can tell whether anything changed since it last looked.
     """
 
@@ -104,7 +104,6 @@ class SimHost:
         memory_mib: int = 256 * 1024,
         shared: SharedStorage | None = None,
         clock: Callable[[], float],
-        lease_ttl_s: float = 10.0,
     ) -> None:
         self.name = name
         self.cpus = cpus
@@ -117,7 +116,6 @@ class SimHost:
         self.pools: dict[str, PoolState] = {}
         self.local_volumes: dict[str, dict[str, VolumeState]] = {}
         self.snapshots: dict[str, dict[str, SnapshotState]] = {}
-        self.lease = Lease(ttl_s=lease_ttl_s)
         self.fenced: list[FenceRecord] = []
         self.completed_jobs: dict[str, MigrationJob] = {}
         self.version = 0
@@ -132,7 +130,6 @@ class SimHost:
         """Return the host's full observed state as the agent's JSON (HostState shape),
         without the volumes of the pools in `omit_volumes`."""
         with self.lock:
-            self._self_fence_if_expired()
             used = sum(
                 (d.live.memory_mib if d.live else 0)
                 for d in self.domains.values()
@@ -158,18 +155,8 @@ class SimHost:
             return state.model_dump(mode="json")
 
     def lease_state(self) -> LeaseState:
-        """Return the fencing lease as the agent reports it."""
-        now = self.clock()
-        lease = self.lease
-        return LeaseState(
-            held=lease_granted(lease) and not lease_expired(lease, now),
-            granted=lease_granted(lease),
-            holder=lease.holder,
-            epoch=lease.epoch,
-            ttl_s=lease.ttl_s,
-            expires_in_s=None if lease.expires_at is None else round(lease.expires_at - now, 1),
-            fenced=list(self.fenced),
-        )
+        """Return the fencing lease as an agent without etcd reports it."""
+        return LeaseState(held=False, granted=False, arbiter="none", ttl_s=0, fenced=self.fenced)
 
     def get_domain(self, name: str) -> DomainState:
         """Return one domain; not_found if it is not defined here."""
@@ -177,34 +164,6 @@ class SimHost:
             if name not in self.domains:
                 raise _not_found("domain", name)
             return self._domain_with_snapshots(name)
-
-    # --- lease ---------------------------------------------------------------------------
-
-    def renew_lease(self, renewal: LeaseRenewal, arrived_at: float | None = None) -> LeaseState:
-        """Renew the lease from `arrived_at` (default now), exactly as the agent's lease core:
-        conflict on a stale epoch or a renewal granted later than its request timeout."""
-        from nodeagent.errors import AgentFailure
-
-        with self.lock:
-            try:
-                self.lease = renew_lease(self.lease, renewal, self.clock(), arrived_at)
-            except AgentFailure as exc:
-                raise SimFailure(exc.error.type, exc.error.message) from None
-            return self.lease_state()
-
-    def _self_fence_if_expired(self) -> None:
-        """Destroy running HA domains once a granted lease has expired (the agent's watchdog)."""
-        if not lease_expired(self.lease, self.clock()):
-            return
-        for name, dom in list(self.domains.items()):
-            if dom.state == "running" and dom.ha:
-                self.domains[name] = dom.model_copy(
-                    update={"state": "shutoff", "reason": "destroyed", "live": None}
-                )
-                self.fenced.append(
-                    FenceRecord(vm=name, at=self.clock(), ok=True, message="destroyed")
-                )
-                self._changed()
 
     # --- domains -------------------------------------------------------------------------
 
@@ -272,7 +231,7 @@ class SimHost:
             )
 
     def ensure_running(self, name: str) -> VerbResult:
-        """Start (or resume) the domain; refuse a missing network/volume or an unleased HA start."""
+        """Start (or resume) the domain; refuse a missing network or volume."""
         with self.lock:
             dom = self._domain(name)
             if dom.state == "paused":
@@ -285,10 +244,6 @@ class SimHost:
                 return VerbResult(name=name, changed=False, state="running")
             spec = dom.spec
             assert spec is not None
-            if spec.ha:
-                refusal = ha_start_refusal(self.lease, self.clock())
-                if refusal:
-                    raise SimFailure("conflict", f"refusing to start HA domain {name!r}: {refusal}")
             for nic in spec.nics:
                 net = self.networks.get(nic.network or "")
                 if nic.network is not None and (net is None or not net.active):

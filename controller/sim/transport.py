@@ -4,8 +4,7 @@ Same paths, methods, request bodies (validated by the same wire models, refused 
 `invalid_spec` naming the field) and answers (the same models as JSON, errors as the
 agent's `AgentError` body with its HTTP status). The call takes the latency of its
 verb, with at most `per_host_parallel` verbs at once per host, as libvirtd's workers;
-lease calls bypass that bound (the agent serves them on its event loop), and a renewal
-counts from its arrival, as the agent's does.
+lease reads bypass that bound (the agent serves them on its event loop).
 """
 
 from __future__ import annotations
@@ -28,7 +27,6 @@ from nodeagent.models import (
     BatchResult,
     DomainSpec,
     Health,
-    LeaseRenewal,
     MigrateRequest,
     NetworkSpec,
     PoolSpec,
@@ -116,7 +114,6 @@ class SimTransport(httpx.BaseTransport):
             error = AgentError(type="not_found", message=f"no route {request.method} {path}")
             return _json(error, 404)
         method, verb, handler, match = found
-        request.extensions["arrived_at"] = host.clock()
         delay = self.fleet.latency.of(verb)
         # The agent serves its lease on the event loop, never queued behind libvirt verbs.
         slot = self.fleet.slot(self.host_name) if verb != "lease" else contextlib.nullcontext()
@@ -377,8 +374,3 @@ def _delete_volume(t: SimTransport, host: SimHost, p: dict[str, str], r: httpx.R
 @route("GET", "lease", "lease")
 def _lease(t: SimTransport, host: SimHost, p: dict[str, str], r: httpx.Request) -> Any:
     return host.lease_state()
-
-
-@route("POST", "lease", "lease")
-def _renew(t: SimTransport, host: SimHost, p: dict[str, str], r: httpx.Request) -> Any:
-    return host.renew_lease(body(LeaseRenewal, r), arrived_at=r.extensions.get("arrived_at"))

@@ -1,7 +1,5 @@
-"""Observed state per host: the agent's last full state, reachability and lease bookkeeping.
-
-The lease columns let HA decisions survive a controller restart: a new controller
-reads when the last renewal may have reached each agent and waits out its TTL.
+"""Observed state per host: the agent's last full state, reachability, and when a power
+fence confirmed the host off. (Fencing leases live in etcd, kept by the agents.)
 """
 
 from __future__ import annotations
@@ -9,7 +7,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy import delete, select, update
@@ -41,10 +39,6 @@ def to_observed(row: Any, state: Any = None) -> ObservedHost:
         state=state if state is not None else getattr(row, "state", None),
         last_seen=row.last_seen,
         last_error=row.last_error,
-        lease_sent_at=row.lease_sent_at,
-        lease_acked_at=row.lease_acked_at,
-        lease_ttl_s=row.lease_ttl_s,
-        lease_epoch=row.lease_epoch,
         power_fenced_at=row.power_fenced_at,
         updated_at=row.updated_at,
         state_hash=row.state_hash,
@@ -60,7 +54,7 @@ def _ensure_row(conn: Connection, host: str, now: datetime) -> Any:
         upsert(
             conn,
             observed,
-            {"host": host, "reachable": False, "lease_epoch": 0, "updated_at": now},
+            {"host": host, "reachable": False, "updated_at": now},
             keys=["host"],
             update_columns=["updated_at"],
         )
@@ -156,30 +150,6 @@ def put_observed(
     return [ChangeDraft("observed", "updated", "Host", host)] if moved else []
 
 
-def record_lease_sent(conn: Connection, host: str, epoch: int, ttl_s: int, at: datetime) -> None:
-    """Record a lease renewal that may reach the agent: it is valid until at + ttl_s."""
-    if ttl_s <= 0:
-        raise InvalidInput("lease_ttl_s", f"expected a positive number of seconds, got {ttl_s}")
-    _ensure_row(conn, host, at)
-    conn.execute(
-        update(observed)
-        .where(observed.c.host == host)
-        .values(lease_sent_at=at, lease_ttl_s=ttl_s, lease_epoch=epoch, updated_at=at)
-    )
-
-
-def record_lease_acked(conn: Connection, host: str, epoch: int, at: datetime) -> bool:
-    """Record the agent's confirmation of a renewal; return False (ignored) for another epoch."""
-    return (
-        conn.execute(
-            update(observed)
-            .where(observed.c.host == host, observed.c.lease_epoch == epoch)
-            .values(lease_acked_at=at, updated_at=at)
-        ).rowcount
-        == 1
-    )
-
-
 def record_power_fenced(conn: Connection, host: str, at: datetime | None) -> None:
     """Record when the host was confirmed powered off by its fence (None clears it)."""
     if (
@@ -197,26 +167,6 @@ def get_observed(conn: Connection, host: str) -> ObservedHost:
     if row is None:
         raise NotFound("Host", host)
     return to_observed(row)
-
-
-class LeaseTimes(NamedTuple):
-    """A host's lease bookkeeping: the newest renewal that may have reached its agent, the
-    newest it acknowledged, and the term (epoch) of those renewals."""
-
-    sent_at: datetime | None
-    acked_at: datetime | None
-    epoch: int
-
-
-def lease_times(conn: Connection) -> dict[str, LeaseTimes]:
-    """Return host -> its LeaseTimes for every observed host, without reading any state:
-    the lease keeper asks every tick, for every host."""
-    c = observed.c
-    query = select(c.host, c.lease_sent_at, c.lease_acked_at, c.lease_epoch)
-    return {
-        r.host: LeaseTimes(r.lease_sent_at, r.lease_acked_at, r.lease_epoch)
-        for r in conn.execute(query)
-    }
 
 
 def list_observed(

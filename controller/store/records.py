@@ -114,14 +114,12 @@ class StoredStatus:
 
 @dataclass(frozen=True)
 class ObservedHost:
-    """The latest observation of one host's agent and the controller's lease bookkeeping.
+    """The latest observation of one host's agent and its confirmed power fence.
 
     `state` is the agent's full HostState as a JSON dict (None if never reached), or,
     from `Store.list_observed(decode=...)`, what `decode` made of that dict. Its free
     memory, event counter, lease countdown and guest-information times are as of the
     last change of anything else (controller.store.observed.material_hash).
-    `lease_sent_at` is the newest renewal that may have reached the agent,
-    `lease_acked_at` the newest the agent confirmed for `lease_epoch`.
     """
 
     host: str
@@ -129,10 +127,6 @@ class ObservedHost:
     state: dict[str, Any] | Any | None
     last_seen: datetime | None
     last_error: str | None
-    lease_sent_at: datetime | None
-    lease_acked_at: datetime | None
-    lease_ttl_s: int | None
-    lease_epoch: int
     power_fenced_at: datetime | None
     updated_at: datetime
     state_hash: str | None = None

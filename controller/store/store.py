@@ -265,18 +265,6 @@ class Store:
             drafts.extend(written)
             return bool(written)
 
-    def record_lease_sent(
-        self, host: str, epoch: int, ttl_s: int, at: datetime | None = None
-    ) -> None:
-        """Record a renewal that may have reached the agent (at: when it was sent)."""
-        with self._write() as (conn, now, _drafts):
-            observed.record_lease_sent(conn, host, epoch, ttl_s, at or now)
-
-    def record_lease_acked(self, host: str, epoch: int, at: datetime | None = None) -> bool:
-        """Record the agent's ack of a renewal of `epoch`; return False if it was stale."""
-        with self._write() as (conn, now, _drafts):
-            return observed.record_lease_acked(conn, host, epoch, at or now)
-
     def record_power_fenced(self, host: str, at: datetime | None) -> None:
         """Record a confirmed power fence of the host (None clears it); raise NotFound."""
         with self._write() as (conn, _now, drafts):
@@ -287,11 +275,6 @@ class Store:
         """Return the host's latest observation; raise NotFound."""
         with self._read() as conn:
             return observed.get_observed(conn, host)
-
-    def lease_times(self) -> dict[str, observed.LeaseTimes]:
-        """Return host -> its LeaseTimes (sent, acknowledged, epoch) for every observed host."""
-        with self._read() as conn:
-            return observed.lease_times(conn)
 
     def list_observed(
         self, decode: Callable[[dict[str, Any]], Any] | None = None

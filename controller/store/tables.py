@@ -89,7 +89,7 @@ class StatusRow(StoreTable, table=True):
 
 
 class ObservedRow(StoreTable, table=True):
-    """What the controller last saw of one host's agent, and its lease bookkeeping."""
+    """What the controller last saw of one host's agent, and when a power fence confirmed it off."""
 
     __tablename__ = "observed"
 
@@ -99,10 +99,6 @@ class ObservedRow(StoreTable, table=True):
     reachable: bool = Field(sa_column=Column(Boolean, nullable=False))
     last_seen: datetime | None = _ts(nullable=True)
     last_error: str | None = Field(default=None, sa_column=Column(Text))
-    lease_sent_at: datetime | None = _ts(nullable=True)
-    lease_acked_at: datetime | None = _ts(nullable=True)
-    lease_ttl_s: int | None = Field(default=None, sa_column=Column(Integer))
-    lease_epoch: int = Field(sa_column=Column(BigInteger, nullable=False))
     power_fenced_at: datetime | None = _ts(nullable=True)
     updated_at: datetime = _ts()
 

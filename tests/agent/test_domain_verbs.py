@@ -14,7 +14,6 @@ from controller.agents import (
     AgentNotFound,
     InvalidSpec,
 )
-from nodeagent.agent import Agent
 from nodeagent.models import DomainSpec, NicSpec, diff_domain_specs
 
 
@@ -269,17 +268,6 @@ def test_stats_report_each_domain(client, spec):
     assert stats.domains[0].cpu_time_ns is not None
     assert stats.domains[0].balloon_current_kib == 96 * 1024
     assert stats.cpus == 4
-
-
-def test_ha_domain_start_needs_the_lease(agent: Agent, client, spec):
-    ha = revise(spec, **{"ha": True})
-    client.ensure_domain_defined(ha)
-
-    with pytest.raises(AgentConflict, match="lease_not_granted"):
-        client.ensure_running("web-1")
-    client.renew_lease("controller-1", ttl_s=30)
-
-    assert client.ensure_running("web-1").changed is True
 
 
 @pytest.mark.parametrize(

@@ -25,13 +25,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def serving_agent(
-    libvirt_uri: str, hooks_dir: Path | None = None, lease_ttl_s: float = 3600.0
-) -> Iterator[AgentClient]:
+def serving_agent(libvirt_uri: str, hooks_dir: Path | None = None) -> Iterator[AgentClient]:
     """Yields a client of a real agent (uvicorn, plain HTTP on loopback, --insecure-dev)
     that owns `libvirt_uri`; stops the server and closes libvirt on exit.
     """
-    agent = Agent(libvirt_uri, hooks_dir=hooks_dir, lease_ttl_s=lease_ttl_s)
+    agent = Agent(libvirt_uri, hooks_dir=hooks_dir)
     port = free_port()
     server = build_server(agent, f"127.0.0.1:{port}", None, insecure_dev=True, log_level="warning")
     agent.start()
