@@ -11,6 +11,8 @@ from controller.lab.libvirtd import Lab, ensure_system_libvirtd
 from tests.helpers.prereq import host_skip_reason
 from tests.helpers.services import opted_out_uses, require
 
+pytest_plugins = ["tests.helpers.etcd"]
+
 TEST_LAB_NAME = "test"
 TEST_LAB_SUBNET = "10.77.99.0/24"
 """Apart from the default `corral lab` (10.77.0.0/24), so tests never touch a user's lab."""
