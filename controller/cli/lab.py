@@ -72,6 +72,12 @@ def up(
         _fail(str(exc))
     for host in started:
         typer.echo(f"{host.name}\t{host.ip}\t{host.uri}\tnsenter -t {host.anchor_pid} -m -n")
+    etcd_tls = lab.etcd_client_tls()
+    typer.echo(
+        f"etcd (mTLS): --etcd-endpoints {','.join(lab.etcd_endpoints())} --etcd-ca "
+        f"{etcd_tls.ca} --etcd-cert {etcd_tls.cert} --etcd-key {etcd_tls.key}",
+        err=True,
+    )
     if agents:
         typer.echo(
             f"agents: https://IP:{AGENT_PORT} (mTLS); Host manifests: {manifests}; controller "

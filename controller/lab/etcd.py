@@ -1,27 +1,39 @@
-"""etcd members, the HA arbiter: their command line, certificates and health probes.
+"""etcd members, the HA arbiter: one per lab host, forming the lab's cluster.
 
-A member listens on one address with a client port (where its v3 JSON gateway answers too)
-and a peer port. With a TLS dir, both ports speak mutual TLS with certificates from a Corral
-CA (nodeagent.tls): a member certificate per member (serverAuth and clientAuth, its address
-as SAN) and a client certificate (`certs/etcd/client/{ca.crt,client.crt,client.key}`, CN
-corral-etcd-client, which agents refuse as a controller).
+Each lab host runs one member inside its network and mount namespaces, on the host's lab
+address (client port 2379, peer port 2380), so cutting the host's link (`Lab.partition`) cuts
+its member off with it, and the other members keep a quorum when a majority remains. The
+members talk mutual TLS with the lab's CA (`<lab root>/certs`, the agents' CA):
 
-tests/helpers/etcd.py runs members on 127.0.0.1 for tests with these.
+- `certs/etcd/members/NAME/{ca.crt,member.crt,member.key}`: a member's certificate, for its
+  client and peer ports (serverAuth and clientAuth, the host's IP as SAN);
+- `certs/etcd/client/{ca.crt,client.crt,client.key}`: the one client certificate the
+  controller and the agents present (CN corral-etcd-client: agents refuse it as a controller).
+
+A member's data dir, log and pid file are `<lab root>/host-N/etcd/{data,member.log,member.pid}`.
+Members run detached, so they outlive `corral lab up`; `Lab.down` kills them with every other
+process in the lab's namespaces and removes their data with the lab's dirs.
+
+The argv, the certificates and the health probes here are shared with tests/helpers/etcd.py,
+which runs members on 127.0.0.1 for tests.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import ipaddress
 import json
 import os
 import shutil
+import signal
 import ssl
+import subprocess
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import httpx
 from cryptography import x509
@@ -29,7 +41,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from controller.lab import netns
 from nodeagent.tls import CERT_DAYS, make_ca, make_controller_cert
+
+if TYPE_CHECKING:
+    from controller.lab.libvirtd import Lab, LabHost
 
 CLIENT_PORT = 2379
 PEER_PORT = 2380
@@ -259,3 +275,189 @@ def wait_healthy(
 def has_data(member: Member) -> bool:
     """Returns whether the member's data dir holds a member (a restart keeps its identity)."""
     return (member.data_dir / "member").is_dir()
+
+
+# -- the lab's members ----------------------------------------------------------------------
+
+
+class LabEtcd:
+    """Starts, stops, kills and addresses the etcd members of a lab's hosts (one cluster).
+
+    It never takes the lab's lock (Lab's methods call it while holding it); callers pass the
+    live hosts they act on.
+    """
+
+    def __init__(self, lab: Lab) -> None:
+        self.lab = lab
+        self.certs = lab.root / "certs"
+        self.token = f"corral-lab-{lab.name}"
+
+    # -- addressing ------------------------------------------------------------------------
+
+    def member(self, host: LabHost) -> Member:
+        """Returns the member of `host` (its TLS dir is issued on first use)."""
+        tls_dir = self.certs / "etcd" / "members" / host.name
+        if not all((tls_dir / name).exists() for name in MEMBER_FILES):
+            issue_member_cert(self.certs, host.name, [host.ip])
+        return Member(host.name, host.ip, host.plan.root / "etcd" / "data", tls_dir=tls_dir)
+
+    def endpoints(self, hosts: Iterable[LabHost] | None = None) -> list[str]:
+        """Returns the client URLs (https://IP:2379) of `hosts`' members (default: every
+        live host's), in host order."""
+        hosts = self.lab.hosts if hosts is None else hosts
+        return [f"https://{host.ip}:{CLIENT_PORT}" for host in hosts]
+
+    def client_tls(self) -> ClientTLS:
+        """Returns the client certificate files the controller and the agents present."""
+        return issue_client_cert(self.certs)
+
+    def client(self, timeout_s: float = 2.0) -> httpx.Client:
+        """Returns a new httpx client with the lab's client certificate (close it after use)."""
+        return http_client(self.client_tls(), timeout_s)
+
+    def _dir(self, host: LabHost) -> Path:
+        return host.plan.root / "etcd"
+
+    def log(self, host: LabHost) -> Path:
+        """Returns the path of `host`'s member log (as seen from the root namespace)."""
+        return self._dir(host) / "member.log"
+
+    # -- processes -------------------------------------------------------------------------
+
+    def pid(self, host: LabHost) -> int | None:
+        """Returns the pid of `host`'s member if it runs inside that host, else None."""
+        try:
+            pid = int((self._dir(host) / "member.pid").read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+        running = netns.process_name(pid) == PROCESS_NAME
+        return pid if running and pid in netns.netns_pids(host.plan.netns) else None
+
+    def _launch(self, host: LabHost, cluster: Mapping[str, str], state: str) -> int:
+        member = self.member(host)
+        self._dir(host).mkdir(parents=True, exist_ok=True)
+        argv = host.nsenter(member_argv(member, cluster, token=self.token, state=state))
+        with open(self.log(host), "ab") as out:
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # outlives `corral lab up`; Lab.down kills it
+            )
+        (self._dir(host) / "member.pid").write_text(f"{proc.pid}\n")
+        return proc.pid
+
+    def _wait(self, client: httpx.Client, host: LabHost, pid: int, timeout_s: float) -> None:
+        def exited() -> bool:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
+            return netns.process_name(pid) is None
+
+        wait_healthy(client, self.member(host), self.log(host), timeout_s, exited)
+
+    def up(self, hosts: Sequence[LabHost], timeout_s: float = START_TIMEOUT_S) -> None:
+        """Makes a member run on each of `hosts` and waits until each answers healthy.
+
+        The first time, `hosts` form a new cluster. Members with data restart with it. A host
+        that has none joins the running cluster: it is added as a member (unless the cluster
+        lists it already), then started, one host at a time. Raises EtcdMemberError naming
+        the member, with its log's tail.
+        """
+        if shutil.which(PROCESS_NAME) is None:
+            raise EtcdMemberError("etcd not found (make setup: scripts/setup-etcd.sh)")
+        members = {host.name: self.member(host) for host in hosts}
+        pids = {h.name: pid for h in hosts if (pid := self.pid(h)) is not None}
+        known = {h.name: h for h in [*self.lab.hosts, *hosts]}
+        fresh = not any(has_data(self.member(h)) for h in known.values())
+        with self.client() as client:
+            if fresh:
+                cluster = {name: m.peer_url for name, m in members.items()}
+                for host in hosts:
+                    if host.name not in pids:
+                        pids[host.name] = self._launch(host, cluster, "new")
+            else:
+                # A restart ignores the cluster flags (the data dir knows its cluster).
+                cluster = {name: self.member(h).peer_url for name, h in known.items()}
+                for host in hosts:
+                    if host.name not in pids and has_data(members[host.name]):
+                        pids[host.name] = self._launch(host, cluster, "existing")
+                for host in hosts:
+                    if host.name not in pids:
+                        cluster = self._admit(client, members[host.name], known, timeout_s)
+                        pids[host.name] = self._launch(host, cluster, "existing")
+                        self._wait(client, host, pids[host.name], timeout_s)
+            for host in hosts:
+                self._wait(client, host, pids[host.name], timeout_s)
+
+    def _admit(
+        self, client: httpx.Client, member: Member, known: Mapping[str, LabHost], timeout_s: float
+    ) -> dict[str, str]:
+        """Returns the cluster (name -> peer URL) `member` joins, after adding it to the
+        running cluster unless it is listed already (a join that crashed before its start)."""
+        others = [self.member(h) for name, h in known.items() if name != member.name]
+        deadline = time.monotonic() + timeout_s
+        while True:
+            for other in others:
+                with contextlib.suppress(httpx.HTTPError):
+                    listed = call(client, other.client_url, "/v3/cluster/member/list", {})
+                    if not any(member.peer_url in m.get("peerURLs", []) for m in listed["members"]):
+                        if not is_healthy(client, other.client_url):
+                            continue  # adding a member needs a quorum
+                        listed = call(
+                            client,
+                            other.client_url,
+                            "/v3/cluster/member/add",
+                            {"peerURLs": [member.peer_url]},
+                        )
+                    return {
+                        m.get("name") or member.name: m["peerURLs"][0] for m in listed["members"]
+                    }
+            if time.monotonic() > deadline:
+                raise EtcdMemberError(
+                    f"etcd member {member.name}: no running member of lab {self.lab.name} "
+                    f"could add it within {timeout_s:g}s ({', '.join(o.name for o in others)})"
+                )
+            time.sleep(0.2)
+
+    def start(self, host: LabHost, timeout_s: float = START_TIMEOUT_S) -> int:
+        """Returns the pid of `host`'s member, restarting it with its data if it does not run,
+        and waiting until it answers healthy (which needs a quorum of the cluster)."""
+        self.up([host], timeout_s)
+        pid = self.pid(host)
+        assert pid is not None
+        return pid
+
+    def kill(self, host: LabHost) -> int | None:
+        """SIGKILLs `host`'s member (a crash) and returns its pid, None if none ran; its data
+        stays for `start`."""
+        pid = self.pid(host)
+        if pid is None:
+            return None
+        if netns.kill_and_wait([pid]):
+            raise EtcdMemberError(f"etcd member {host.name}: pid {pid} survived SIGKILL")
+        return pid
+
+    def stop(self, host: LabHost, timeout_s: float = 10.0) -> bool:
+        """Stops `host`'s member with SIGTERM (SIGKILL after timeout_s); returns whether one
+        ran. It stays a member: `start` brings it back with its data."""
+        pid = self.pid(host)
+        if pid is None:
+            return False
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        while netns.process_name(pid) is not None:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
+            if time.monotonic() > deadline:
+                self.kill(host)
+                break
+            time.sleep(0.05)
+        return True
+
+    def status(self, host: LabHost) -> dict:
+        """Returns `host`'s member status (POST /v3/maintenance/status: leader, raft term,
+        header.member_id); raises httpx.HTTPError when it cannot be reached."""
+        with self.client() as client:
+            return call(client, self.member(host).client_url, "/v3/maintenance/status", {})

@@ -5,10 +5,11 @@ libvirtd) when qemu:///system does not answer, and returns that URI.
 
 Multi-host lab: `Lab(name).up(n)` builds n hosts, each a network namespace (veth on a bridge)
 plus a private mount namespace with its own libvirt dirs, holding a libvirtd that listens on
-TCP (unauthenticated: lab only). See controller.lab.hostconf for names and addresses. Every
-step is idempotent; `up` repairs a half-built lab, and `down` removes every namespace, link,
-process and dir the lab made, using its state file (/run/corral-lab/<name>.json) and the lab's
-name prefixes, so it also cleans up after a crash of the process that built the lab.
+TCP (unauthenticated: lab only) and an etcd member of the lab's cluster (controller.lab.etcd).
+See controller.lab.hostconf for names and addresses. Every step is idempotent; `up` repairs a
+half-built lab, and `down` removes every namespace, link, process and dir the lab made, using
+its state file (/run/corral-lab/<name>.json) and the lab's name prefixes, so it also cleans up
+after a crash of the process that built the lab.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from controller.lab import hostconf, netns
+from controller.lab.etcd import ClientTLS, EtcdMemberError, LabEtcd
 from controller.lab.hostconf import HostPlan
 
 SYSTEM_URI = "qemu:///system"
@@ -133,6 +135,7 @@ class Lab:
         self.state_file = state_dir / f"{name}.json"
         self.root = root / name
         self.bridge = hostconf.bridge_name(name)
+        self.etcd = LabEtcd(self)
 
     # -- state ---------------------------------------------------------------------------
 
@@ -178,7 +181,8 @@ class Lab:
     # -- up ------------------------------------------------------------------------------
 
     def up(self, count: int) -> list[LabHost]:
-        """Returns hosts 1..count after making each exist with a libvirtd that answers.
+        """Returns hosts 1..count after making each exist with a libvirtd that answers and a
+        healthy etcd member (see LabEtcd.up: the first `up` forms the cluster).
 
         Hosts already up are left alone (their guests keep running); hosts above `count` are
         not touched. Raises LabError (or LabCommandError) naming the failed step.
@@ -190,7 +194,23 @@ class Lab:
             self._write_state(state)
             netns.ensure_bridge(self.bridge, hostconf.bridge_address(self.subnet))
             hosts = [self._ensure_host(self._plan(index)) for index in range(1, count + 1)]
+            self._ensure_etcd(hosts)
         return hosts
+
+    def _ensure_etcd(self, hosts: list[LabHost]) -> None:
+        try:
+            self.etcd.up(hosts)
+        except EtcdMemberError as exc:
+            raise LabError(str(exc)) from exc
+
+    def etcd_endpoints(self) -> list[str]:
+        """Returns the client URLs of the lab's etcd members (https://IP:2379), in host order."""
+        return self.etcd.endpoints()
+
+    def etcd_client_tls(self) -> ClientTLS:
+        """Returns (ca, cert, key): the files an etcd client of the lab (the controller, an
+        agent) presents; the members refuse clients without them."""
+        return self.etcd.client_tls()
 
     def _ensure_host(self, plan: HostPlan) -> LabHost:
         _write_host_files(plan)
@@ -243,14 +263,17 @@ class Lab:
             return pids
 
     def start_host(self, name: str) -> LabHost:
-        """Returns the host after (re)starting its libvirtd if it is not running."""
+        """Returns the host after (re)starting its libvirtd and its etcd member if they do not
+        run (the member rejoins with its data; it answers healthy once it has a quorum)."""
         with self._locked():
             host = self.host(name)
             self._ensure_libvirtd(host)
+            self._ensure_etcd([host])
             return host
 
     def partition(self, name: str) -> None:
-        """Cuts the host off the bridge (its veth down): no traffic in or out, processes run."""
+        """Cuts the host off the bridge (its veth down): no traffic in or out, processes run;
+        its etcd member is cut off the others with it."""
         with self._locked():
             netns.set_link_up(self.host(name).plan.veth, False)
 
