@@ -77,6 +77,24 @@ class HostCapacity(CorralModel):
     memory: ByteQuantity = 0
 
 
+class HostHAAdmission(CorralModel):
+    """What losing this host would do to its HA VMs (HA admission control, N+1).
+
+    Written by the controller from a simulated loss: every HA VM of the host restarted
+    through the scheduler on the capacity the other hosts that are up have left.
+    """
+
+    tolerated: bool = Field(
+        default=True, description="Every HA VM of the host would restart on another host"
+    )
+    restarts: int = Field(default=0, description="HA VMs that would restart elsewhere")
+    stranded: list[str] = Field(
+        default_factory=list, description="HA VMs that would find no host, in restart order"
+    )
+    lost: int = Field(default=0, description="VMs without HA that would stay down with the host")
+    message: str = ""
+
+
 class HostStatus(ObjectStatus):
     """What the agent reports and what the controller concluded about the host."""
 
@@ -89,6 +107,9 @@ class HostStatus(ObjectStatus):
     last_seen: datetime | None = None
     lease_expires: datetime | None = None
     hooks: dict[str, list[str]] = Field(default_factory=dict)
+    ha_admission: HostHAAdmission | None = Field(
+        default=None, description="What losing this host would do; none while it is not up"
+    )
 
 
 class Host(Resource[HostSpec, HostStatus]):

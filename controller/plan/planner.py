@@ -11,8 +11,9 @@ No I/O, no clock but `observed.now`, no randomness: equal inputs give an equal p
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
+from controller.plan.admission import assess_admission, host_admissions, what_if
 from controller.plan.builder import PlanBuilder
 from controller.plan.delete import plan_deletions
 from controller.plan.expand import expand
@@ -28,13 +29,14 @@ from controller.plan.model import Desired, Observed, Plan, PolicyContext
 from controller.plan.networks import plan_networks
 from controller.plan.observe import index_observed
 from controller.plan.order import order_actions
-from controller.plan.placement import decide_placements
+from controller.plan.placement import Decisions, decide_placements
 from controller.plan.snapshots import plan_snapshots
 from controller.plan.storage import plan_pools, plan_volumes, volume_needs
 from controller.plan.templates import record_templates
 from controller.plan.verdicts import host_verdicts, passive_verdicts
 from controller.plan.vms import plan_vm_on_host
 from controller.plan.world import World
+from controller.scheduler.admission import HostLossOutcome
 from schemas.policy import BalancerType
 
 
@@ -43,6 +45,24 @@ def plan(desired: Desired, observed: Observed, policy: PolicyContext) -> Plan:
 
     Empty actions mean converged (or blocked: the verdicts say which and why).
     """
+    return _plan(desired, observed, policy)[0]
+
+
+def plan_what_if(
+    desired: Desired, observed: Observed, policy: PolicyContext, hosts_down: Collection[str]
+) -> HostLossOutcome:
+    """Return what losing `hosts_down` at once would do to the placements the plan for
+    these inputs leaves: HA restarts with their targets, HA VMs left without a host and
+    why, VMs lost with their host. Raises ValueError naming a host that is not desired.
+    """
+    _, world, dec = _plan(desired, observed, policy)
+    return what_if(world, dec, hosts_down)
+
+
+def _plan(
+    desired: Desired, observed: Observed, policy: PolicyContext
+) -> tuple[Plan, World, Decisions]:
+    """Return the plan, and the world and placement decisions it was made from."""
     new_generation()
     expanded = expand(desired)
     shared = frozenset(name for name, p in expanded.pools.items() if p.spec.shared)
@@ -65,14 +85,15 @@ def plan(desired: Desired, observed: Observed, policy: PolicyContext) -> Plan:
     plan_deletions(world, out, needs)
     plan_snapshots(world, out)
     passive_verdicts(world, out)
-    host_verdicts(world, out, dec)
+    host_verdicts(world, out, dec, host_admissions(assess_admission(world, dec)))
     record_templates(expanded, out)
-    return Plan(
+    result = Plan(
         actions=order_actions(out.actions),
         verdicts=dict(sorted(out.verdicts.items())),
         revision=desired.revision,
         clock_bound=clock_bound(health.values(), bool(dec.migrating), policy),
     )
+    return result, world, dec
 
 
 def clock_bound(health: Iterable[HostHealthView], migrating: bool, policy: PolicyContext) -> bool:

@@ -8,19 +8,28 @@ touched: Corral may not own them any more.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from controller.plan import reasons
 from controller.plan.builder import PlanBuilder
 from controller.plan.model import ActionType
 from controller.plan.observe import VM_LABEL
 from controller.plan.placement import Decisions
 from controller.plan.world import World
-from schemas.host import HostPhase
+from schemas.host import HostHAAdmission, HostPhase
 
 NOTHING_STOPPED = "; nothing is stopped for it"
 
 
-def host_verdicts(world: World, out: PlanBuilder, dec: Decisions) -> None:
-    """Set the verdict of every desired host."""
+def host_verdicts(
+    world: World,
+    out: PlanBuilder,
+    dec: Decisions,
+    admission: Mapping[str, HostHAAdmission] | None = None,
+) -> None:
+    """Set the verdict of every desired host, with what losing it would do (`admission`,
+    by host: plan.admission) for the hosts that are up."""
+    admission = admission or {}
     on_host: dict[str, list[str]] = {}
     for vm in world.desired.vms:
         for copy in world.observed.copies.get(vm, ()):
@@ -44,6 +53,8 @@ def host_verdicts(world: World, out: PlanBuilder, dec: Decisions) -> None:
             "orphans": orphans,
             "vms": len(on_host.get(name, [])),
             "hooks": dict(state.hooks) if state else {},
+            # None clears the entry of a host that went down: its loss is no longer simulated.
+            "ha_admission": admission.get(name),
         }
         note = (
             f"; Corral-labelled domains of no known VM left alone: {', '.join(orphans)}"
@@ -64,8 +75,9 @@ def host_verdicts(world: World, out: PlanBuilder, dec: Decisions) -> None:
             out.verdict(
                 key,
                 False,
-                reasons.HOST_FAILED if health.failed else reasons.AGENT_UNREACHABLE,
-                f"Host {name} does not answer: {health.message}",
+                # Not failed: the health says why (LeaseHeld: it runs, cut off from us only).
+                reasons.HOST_FAILED if health.failed else health.reason,
+                health.message,
                 phase=phase.value,
                 **extra,
             )
