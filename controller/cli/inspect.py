@@ -7,11 +7,13 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 from ruamel.yaml import YAML
 
 from controller.cli.common import DbOption, StateDirOption, console, err_console, open_store_or_exit
 from controller.cli.render import READY_STYLE, age, objects_table, phase_and_host
 from controller.conditions import summarize
+from controller.plan.admission import fleet_admission
 from controller.store import NotFound
 from schemas.kinds import KINDS, resolve_kind
 
@@ -207,7 +209,7 @@ def events(
 
 
 def status(db: DbOption = None, state_dir: StateDirOption = None) -> None:
-    """Fleet summary: sources, hosts, VMs by phase, and what is not Ready and why."""
+    """Fleet summary: sources, hosts, HA admission (N+1), VMs by phase, what is not Ready."""
     store = open_store_or_exit(db, state_dir)
     try:
         sources = Table(
@@ -263,6 +265,14 @@ def status(db: DbOption = None, state_dir: StateDirOption = None) -> None:
                 age(obs.last_seen) if obs else "never",
             )
         console.print(table)
+        verdict = fleet_admission(
+            (h.name, h.obj.status.ha_admission if h.obj.status else None) for h in hosts
+        )
+        if verdict is not None:
+            console.print(
+                Text(verdict.line, style="green" if verdict.tolerated else "yellow"),
+                soft_wrap=True,
+            )
         vms = [s for s in items if s.kind == "VirtualMachine"]
         phases: dict[str, int] = {}
         for vm in vms:

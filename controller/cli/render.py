@@ -12,6 +12,7 @@ from rich.text import Text
 from controller.cli.common import console
 from controller.conditions import summarize
 from controller.plan import Plan
+from controller.plan.admission import fleet_admission
 from controller.store import Store, StoredObject
 
 READY_STYLE = {"True": "green", "False": "red", "Unknown": "yellow"}
@@ -97,6 +98,7 @@ def render_plan(plan: Plan, output: str = "text") -> None:
                         }
                         for k, v in sorted(plan.verdicts.items())
                     },
+                    "haAdmission": plan_admission(plan),
                 }
             )
         )
@@ -130,3 +132,17 @@ def render_plan(plan: Plan, output: str = "text") -> None:
         f" ({sum(a.disruptive for a in plan.actions)} disruptive), "
         f"{len(stalled)} stalled."
     )
+    line = plan_admission(plan)
+    if line is not None:
+        console.print(Text(line), soft_wrap=True)
+
+
+def plan_admission(plan: Plan) -> str | None:
+    """Return the "HA admission: ..." line of the placements the plan leaves (None: no host
+    is up)."""
+    verdict = fleet_admission(
+        (key[1], v.fields.get("ha_admission"))
+        for key, v in plan.verdicts.items()
+        if key[0] == "Host"
+    )
+    return verdict.line if verdict is not None else None

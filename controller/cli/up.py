@@ -20,12 +20,14 @@ from controller.cli.common import DbOption, StateDirOption, console, err_console
 from controller.cli.controller import DEFAULT_PARALLEL
 from controller.cli.render import render_plan, status_table
 from controller.cli.sourceopts import SourceOptions, with_source_options
+from controller.cli.whatif import check_hosts_down, parse_what_if, render_what_if
 from controller.leader import LeadHeld, RunTerm, hold_run_term
 from controller.localagent import LocalAgents
 from controller.loop import Controller, PassResult, SourceSetting, policy_context
 from controller.malloc import tune_malloc
 from controller.observe import poll_hosts, read_observed
 from controller.plan import Desired, plan
+from controller.plan.planner import plan_what_if
 from controller.store import StoreError, default_state_dir
 from schemas.host import Host
 
@@ -231,8 +233,21 @@ def apply(
 def plan_command(
     source: SourceOptions,
     output: Annotated[str, typer.Option("-o", "--output", help="text or json")] = "text",
+    what_if: Annotated[
+        str | None,
+        typer.Option(
+            "--what-if",
+            help="Instead of the plan, show the HA restarts losing these hosts would make "
+            "and the VMs they could not place: host-2=down[,host-3=down]",
+        ),
+    ] = None,
 ) -> None:
-    """Show what applying the manifests would do, with diffs; change nothing."""
+    """Show what applying the manifests would do, with diffs; change nothing.
+
+    With --what-if, show instead what losing those hosts at once would do: the HA
+    restarts (VM -> host) and the HA VMs no host could take, with the scheduler's reason.
+    """
+    down = parse_what_if(what_if) if what_if is not None else None
     setting = source.setting()
     store = open_store_or_exit(source.db, source.state_dir)
     pool = AgentPool(cert_dir=source.certs)
@@ -245,13 +260,20 @@ def plan_command(
         loaded = [o.resource for o in snapshot.result.objects]
         objects = {(o.kind, o.metadata.name): o for o in loaded}
         hosts = [o for o in objects.values() if isinstance(o, Host)]
-        poll_hosts(store, hosts, lambda h: pool.client(h.metadata.name, h.spec.address))
         stored = store.list().items
         others = {(s.kind, s.name): s.obj for s in stored if s.source != setting.key}
         desired = Desired(objects={**others, **objects}, revision=snapshot.revision)
+        if down is not None:
+            check_hosts_down(down, [n for k, n in desired.objects if k == "Host"])
+        poll_hosts(store, hosts, lambda h: pool.client(h.metadata.name, h.spec.address))
         from datetime import UTC, datetime
 
-        result = plan(desired, read_observed(store, datetime.now(UTC)), policy_context(stored))
+        observed = read_observed(store, datetime.now(UTC))
+        if down is not None:
+            outcome = plan_what_if(desired, observed, policy_context(stored), down)
+            render_what_if(outcome, output)
+            return
+        result = plan(desired, observed, policy_context(stored))
         render_plan(result, output)
     finally:
         pool.close()

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from controller.plan.admission import FleetAdmission, fleet_admission
 from controller.store import StoredObject
 
 NOT_READY_LIMIT = 200
@@ -51,6 +52,7 @@ class Overview:
     phases: list[tuple[str, int]]
     not_ready: list[NotReady]
     vm_count: int
+    admission: FleetAdmission | None = None
 
 
 def _ready(stored: StoredObject) -> tuple[str, str, str]:
@@ -91,7 +93,8 @@ def host_row(stored: StoredObject) -> HostRow:
 
 
 def overview(objects: Iterable[StoredObject]) -> Overview:
-    """Return the fleet overview: host rows, VM counts by phase, everything not Ready."""
+    """Return the fleet overview: host rows, HA admission, VM counts by phase, everything not
+    Ready."""
     items = list(objects)
     hosts = [host_row(o) for o in items if o.kind == "Host"]
     vms = [o for o in items if o.kind == "VirtualMachine"]
@@ -106,6 +109,11 @@ def overview(objects: Iterable[StoredObject]) -> Overview:
         phases=sorted(phases.items()),
         not_ready=not_ready[:NOT_READY_LIMIT],
         vm_count=len(vms),
+        admission=fleet_admission(
+            (o.name, o.obj.status.ha_admission if o.obj.status else None)
+            for o in items
+            if o.kind == "Host"
+        ),
     )
 
 

@@ -119,23 +119,28 @@ def host_admissions(admission: HAAdmission) -> dict[str, HostHAAdmission]:
     }
 
 
-def fleet_admission(hosts: Iterable[tuple[str, HostHAAdmission | None]]) -> str | None:
-    """Return the fleet's verdict from the hosts' entries, None when no host has one yet.
+@dataclass(frozen=True)
+class FleetAdmission:
+    """The fleet's verdict as operators read it: "HA admission: ..." and whether it holds."""
 
-    "Tolerates the loss of any one host (3 hosts up)", or the message of the loss that
+    line: str
+    tolerated: bool
+
+
+def fleet_admission(hosts: Iterable[tuple[str, HostHAAdmission | None]]) -> FleetAdmission | None:
+    """Return the fleet's verdict from the hosts' status entries (name, entry), None when no
+    host has one yet (no pass since they came up, or none is up).
+
+    "HA admission: tolerates the loss of any one host (3 hosts up)", or the loss that
     strands the most HA VMs and how many other losses strand some too.
     """
     entries = [(name, entry) for name, entry in hosts if entry is not None]
     if not entries:
         return None
-    return admission_message(
+    verdict = admission_message(
         len(entries), [(name, len(e.stranded), e.message) for name, e in entries]
     )
-
-
-def admission_line(hosts: Iterable[tuple[str, HostHAAdmission | None]]) -> str | None:
-    """Return "HA admission: tolerates the loss of any one host (...)" or None."""
-    verdict = fleet_admission(hosts)
-    if verdict is None:
-        return None
-    return ADMISSION_PREFIX + verdict[0].lower() + verdict[1:]
+    return FleetAdmission(
+        ADMISSION_PREFIX + verdict[0].lower() + verdict[1:],
+        all(entry.tolerated for _, entry in entries),
+    )

@@ -9,7 +9,7 @@ from fleet_sim import T0, desired_of
 from plan_fixtures import POLICY, converged, fleet, vm
 
 from controller.plan import plan
-from controller.plan.admission import admission_line
+from controller.plan.admission import FleetAdmission, fleet_admission
 from controller.plan.planner import plan_what_if
 from controller.status import build_status
 from schemas.host import HostHAAdmission
@@ -87,10 +87,11 @@ def test_host_verdicts_carry_what_losing_them_would_do(count: int, expected: dic
 def test_status_and_the_fleet_line_come_from_the_host_verdicts() -> None:
     objects = fleet(*(ha(f"ha-{i}") for i in range(9)), hosts=HOSTS)
     _, p, found = entries(objects, HOSTS, memory_mib=4096)
-    assert admission_line(found.items()) == (
+    assert fleet_admission(found.items()) == FleetAdmission(
         f"HA admission: losing host-a would leave ha-6 without a host; ha-6: {FULL} (3 hosts "
         "filtered: host-a lost, host-b memory full, host-c memory full); losing 2 other hosts "
-        "would strand HA VMs too"
+        "would strand HA VMs too",
+        tolerated=False,
     )
     status = build_status(
         "Host",
