@@ -141,16 +141,16 @@ def admission_message(hosts_up: int, losses: Iterable[tuple[str, int, str]]) -> 
     how many other losses would strand VMs too. Shared by HAAdmission and the status
     readers, which rebuild it from the hosts' stored statuses.
     """
-    failing = [loss for loss in losses if loss[1] > 0]
-    if not failing:
+    failing = {host: (stranded, message) for host, stranded, message in losses if stranded}
+    worst = _worst((host, stranded) for host, (stranded, _) in failing.items())
+    if worst is None:
         return f"Tolerates the loss of any one host ({plural(hosts_up, 'host')} up)"
-    worst = min(failing, key=lambda loss: (-loss[1], loss[0]))
     more = len(failing) - 1
     also = f"; losing {plural(more, 'other host')} would strand HA VMs too" if more else ""
-    return worst[2] + also
+    return failing[worst][1] + also
 
 
-def worst_loss(losses: Iterable[tuple[str, int]]) -> str | None:
+def _worst(losses: Iterable[tuple[str, int]]) -> str | None:
     """Return the host whose loss strands the most HA VMs (ties: first by name), None if none."""
     failing = [loss for loss in losses if loss[1] > 0]
     return min(failing, key=lambda loss: (-loss[1], loss[0]))[0] if failing else None
@@ -177,13 +177,15 @@ def assess_ha_admission(
     the same verdict, much faster at fleet scale.
     """
     sim = _Simulation(hosts, vms_by_host, policy, affinity, placements, vm_labels, unrestartable)
-    per_host = tuple(
-        (None if targets else sim.counted((h.name,))) or sim.lose((h.name,))
-        for h in sim.session.fleet.hosts
-        if h.healthy
-    )
-    worst = worst_loss((o.hosts_down[0], len(o.stranded)) for o in per_host)
-    return HAAdmission(worst is None, worst, per_host)
+    per_host = []
+    for host in sim.session.fleet.hosts:
+        if not host.healthy:
+            continue
+        down = (host.name,)
+        counted = None if targets else sim.counted(down)
+        per_host.append(counted if counted is not None else sim.lose(down))
+    worst = _worst((o.hosts_down[0], len(o.stranded)) for o in per_host)
+    return HAAdmission(worst is None, worst, tuple(per_host))
 
 
 def what_if_down(
