@@ -133,7 +133,7 @@ def test_local_disks_stopped_vms_and_a_host_that_went_down() -> None:
             "on host-local pools of host-b",
         ),
     }
-    sim.cut("host-b")
+    sim.kill("host-b")
     p = plan(desired_of(*objects), sim.observed(), POLICY)
     after = p.verdicts[("Host", "host-a")].fields["ha_admission"]
     assert (after.tolerated, after.stranded, after.lost) == (False, ["web"], 1)
