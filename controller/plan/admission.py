@@ -26,6 +26,7 @@ from controller.scheduler.admission import (
     what_if_down,
 )
 from controller.scheduler.model import HostView, VMRequest
+from controller.scheduler.schedule import Affinity
 from schemas.host import HostHAAdmission
 
 ADMISSION_PREFIX = "HA admission: "
@@ -99,7 +100,7 @@ def what_if(world: World, dec: Decisions, hosts_down: Collection[str]) -> HostLo
     )
 
 
-def _affinity(world: World, dec: Decisions):
+def _affinity(world: World, dec: Decisions) -> Affinity:
     """Return the pass's resolved affinity index when there is one (resolving the groups'
     selectors again over every VM would cost as much as the check)."""
     return dec.session.index if dec.session is not None else world.desired.affinity
