@@ -26,9 +26,14 @@ import httpx
 from arbiter.settings import EtcdSettingError, EtcdSettings
 
 DEFAULT_TIMEOUT_S = 2.0
-WATCH_IDLE_S = 15.0
-"""A watch that delivers nothing for this long is closed; its caller resyncs and watches again,
-so a stream cut silently (a partition) is noticed within this time."""
+WATCH_IDLE_S = 3.0
+"""A watch that delivers nothing for this long is closed; its caller resyncs (a linearizable
+read, answered only by a quorum) and watches again, so a stream cut silently by a partition
+costs at most this long."""
+
+REQUIRE_LEADER = {"Grpc-Metadata-hasleader": "true"}
+"""Asks the member to end the watch when it loses its leader (etcd's WithRequireLeader),
+instead of leaving a minority member's stream open and silent."""
 
 GRPC_NOT_FOUND = 5
 
@@ -235,7 +240,11 @@ class EtcdClient:
         timeout = httpx.Timeout(self.timeout_s, read=idle_s)
         try:
             with self._http.stream(
-                "POST", f"{endpoint}/v3/watch", json=request, timeout=timeout
+                "POST",
+                f"{endpoint}/v3/watch",
+                json=request,
+                timeout=timeout,
+                headers=REQUIRE_LEADER,
             ) as response:
                 if response.status_code != 200:
                     raise EtcdRequestError(

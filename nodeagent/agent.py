@@ -115,9 +115,13 @@ class Agent:
             # driver; another driver's domains are never killed by pid.
             return fence_ha_domains(self.ctx)
         return fence_with_fallback(
-            lambda: fence_ha_domains(self.ctx),
-            lambda: self.ha_cache.names | ha_names_on_disk(),
+            lambda killed: fence_ha_domains(self.ctx, killed), self._known_ha
         )
+
+    def _known_ha(self) -> set[str]:
+        names = self.ha_cache.names | ha_names_on_disk()
+        log.debug("self-fence: HA domains known here: %s", ", ".join(sorted(names)) or "none")
+        return names
 
     def refresh_ha_cache(self) -> None:
         """Remember which HA domains run, for a fence that libvirt cannot serve."""

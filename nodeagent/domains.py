@@ -339,9 +339,14 @@ def running_ha_domains(ctx: AgentContext) -> list[str]:
     return names
 
 
-def fence_ha_domains(ctx: AgentContext) -> list[FenceRecord]:
-    """Destroy every running HA domain at once (no hooks, no grace); return what was done."""
+def fence_ha_domains(ctx: AgentContext, killed: set[str] | None = None) -> list[FenceRecord]:
+    """Destroy every running HA domain at once (no hooks, no grace); return what was done.
+
+    Domains in `killed` had their QEMU killed a moment ago: libvirt may still list them
+    as running, and an error destroying one of them is no failure of the fence.
+    """
     conn = ctx.connection.get()
+    killed = killed or set()
     records: list[FenceRecord] = []
     for dom in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE):
         try:
@@ -350,7 +355,15 @@ def fence_ha_domains(ctx: AgentContext) -> list[FenceRecord]:
             if not ((spec and spec.ha) or (stored and stored.ha)):
                 continue
             dom.destroy()
-            records.append(FenceRecord(vm=dom.name(), at=time.time(), ok=True, message="destroyed"))
+            if dom.name() not in killed:
+                records.append(
+                    FenceRecord(vm=dom.name(), at=time.time(), ok=True, message="destroyed")
+                )
         except libvirt.libvirtError as exc:
-            records.append(FenceRecord(vm=dom.name(), at=time.time(), ok=False, message=str(exc)))
+            if exc.get_error_code() == libvirt.VIR_ERR_OPERATION_INVALID:
+                continue  # it stopped between the listing and the destroy: nothing to fence
+            if dom.name() not in killed:
+                records.append(
+                    FenceRecord(vm=dom.name(), at=time.time(), ok=False, message=str(exc))
+                )
     return records

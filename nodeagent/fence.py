@@ -1,10 +1,10 @@
-"""The self-fence: destroy this host's running HA domains, by libvirt or, when libvirtd
-does not answer in time, by killing their QEMU processes.
+"""The self-fence: kill this host's running HA domains now, without waiting on libvirtd.
 
-libvirt calls can block forever (a hung libvirtd holds every client), and a fence that
-waits for one would let the HA VMs outlive the deadline the controller counts on. So
-the libvirt fence runs in a helper thread bounded by `libvirt_timeout_s`; past it, the
-QEMU process of every HA domain known to this host is sent SIGKILL. HA domains are
+libvirt's destroy sends SIGTERM and waits seconds before SIGKILL, and its calls can block
+forever (a hung libvirtd holds every client); a fence that waits for either would let HA
+VMs outlive the deadline the controller counts on. So the QEMU process of every HA domain
+known to this host is sent SIGKILL first; then libvirt destroys any HA domain it knows
+and the kill missed, in a helper thread bounded by `libvirt_timeout_s`. HA domains are
 known from the latest successful listing (`HADomainCache`) and from the persistent
 definitions on disk, and their QEMU processes from libvirt's pid files (inside this
 host's mount namespace), each checked against its command line before the kill.
@@ -85,7 +85,7 @@ def kill_qemus(names: Iterable[str], run_dir: Path = QEMU_RUN_DIR) -> list[Fence
             continue
         try:
             os.kill(pid, signal.SIGKILL)
-            message, ok = f"libvirtd did not answer: killed QEMU pid {pid}", True
+            message, ok = f"killed QEMU pid {pid}", True
         except OSError as exc:
             message, ok = f"kill of QEMU pid {pid} failed: {exc}", False
         records.append(FenceRecord(vm=name, at=time.time(), ok=ok, message=message))
@@ -93,31 +93,35 @@ def kill_qemus(names: Iterable[str], run_dir: Path = QEMU_RUN_DIR) -> list[Fence
 
 
 def fence_with_fallback(
-    by_libvirt: Callable[[], list[FenceRecord]],
+    by_libvirt: Callable[[set[str]], list[FenceRecord]],
     known_ha: Callable[[], Iterable[str]],
     *,
     libvirt_timeout_s: float = LIBVIRT_FENCE_TIMEOUT_S,
     run_dir: Path = QEMU_RUN_DIR,
 ) -> list[FenceRecord]:
-    """Fence by libvirt within `libvirt_timeout_s`, else kill the known HA QEMUs directly.
+    """Kill the QEMU of every known HA domain at once, then let libvirt destroy whatever
+    HA domain still runs (given the names already killed), within `libvirt_timeout_s`.
 
-    A libvirt fence that fails outright (libvirtd down) falls back at once. The helper
-    thread of a hung libvirt call is left behind (daemon): it cannot be interrupted.
+    SIGKILL first: libvirt's destroy sends SIGTERM and waits seconds before SIGKILL, and a
+    hung libvirtd would not answer at all. The helper thread of a hung libvirt call is left
+    behind (daemon): it cannot be interrupted.
     """
+    records = kill_qemus(known_ha(), run_dir)
+    killed = {r.vm for r in records if r.ok}
     outcome: list[list[FenceRecord]] = []
     failure: list[BaseException] = []
 
     def run() -> None:
         try:
-            outcome.append(by_libvirt())
-        except BaseException as exc:  # reported below; the fallback must still run
+            outcome.append(by_libvirt(killed))
+        except BaseException as exc:  # reported below; the kills above already happened
             failure.append(exc)
 
     worker = threading.Thread(target=run, name="fence-libvirt", daemon=True)
     worker.start()
     worker.join(libvirt_timeout_s)
     if outcome:
-        return outcome[0]
+        return records + outcome[0]
     why = f"failed: {failure[0]}" if failure else f"did not answer in {libvirt_timeout_s:g} s"
-    log.error("self-fence by libvirt %s: killing HA QEMU processes directly", why)
-    return kill_qemus(known_ha(), run_dir)
+    log.warning("self-fence: libvirt %s; %d HA QEMU killed directly", why, len(killed))
+    return records

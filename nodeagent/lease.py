@@ -210,6 +210,7 @@ class LeaseKeeper:
                 state_file,
             )
         self._fenced: list[FenceRecord] = []
+        self._fencing = False
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -264,8 +265,18 @@ class LeaseKeeper:
         """Fence if the lease requires it now; return the records of this tick."""
         if self.etcd is None:
             return []
-        if not must_fence(self._lease, self.timing, self._started_at, self._clock()):
+        now = self._clock()
+        if not must_fence(self._lease, self.timing, self._started_at, now):
+            self._fencing = False
             return []
+        if not self._fencing:
+            late = now - fence_deadline(self._lease, self.timing, self._started_at)
+            log.warning(
+                "self-fence: no etcd keepalive acknowledged in time (%.2f s past the "
+                "deadline): killing HA domains",
+                late,
+            )
+            self._fencing = True
         records = self._fence()
         for record in records:
             log.warning("self-fence: destroyed HA domain %s (%s)", record.vm, record.message)
@@ -328,7 +339,7 @@ class LeaseKeeper:
                     self._client = EtcdClient(self.etcd, timeout_s=self.timing.interval_s)
                 self.keep_alive_once(self._client)
                 if self._last_error:
-                    log.warning("etcd answers again: %s cleared", self._last_error)
+                    log.warning("etcd answers again (it failed with: %s)", self._last_error)
                 self._last_error = ""
             except EtcdError as exc:
                 if str(exc) != self._last_error:
@@ -355,6 +366,8 @@ class LeaseKeeper:
         if self._lease.acked_sent_at is None:
             # No lease from an earlier run of this boot: HA domains running now may already
             # run elsewhere too. They go before a new lease can make them look safe.
+            log.info("no etcd lease held earlier in this boot: fencing any running HA domain")
+            self._fencing = True
             self.tick()
         self._threads = [
             threading.Thread(target=self._keepalive_loop, name="etcd-lease", daemon=True),

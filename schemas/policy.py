@@ -124,9 +124,10 @@ class SchedulingPolicySpec(CorralModel):
     overcommit: Overcommit = Field(default_factory=Overcommit)
     memory_balloon: MemoryBalloon = Field(default_factory=MemoryBalloon)
     disruption_budget: DisruptionBudget = Field(default_factory=DisruptionBudget)
-    ha_restart_margin_s: int = Field(default=5, ge=2, le=600)
-    """Seconds added to a lapsed lease before HA restarts: covers the agent watchdog's tick
-    and a renewal delayed inside the agent; at least 2."""
+    ha_restart_margin_s: int = Field(default=2, ge=1, le=600)
+    """Seconds after a host's etcd lease expired (its key gone) before its HA VMs restart
+    elsewhere: a second belt over the agent's own fence margin, for the clocks' rates and
+    the kill; at least 1."""
 
     @field_validator("filters")
     @classmethod

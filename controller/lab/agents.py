@@ -55,8 +55,8 @@ class LabAgent:
 class LabAgents:
     """Starts, stops and addresses the agents of a lab's hosts (idempotent verbs).
 
-    `lease_ttl_s` is the agent's initial lease TTL; the controller's renewals carry the TTL
-    of the Host's fencing spec, which then applies.
+    `lease_ttl_s` is the TTL of the etcd lease each agent keeps alive in the lab's etcd
+    cluster (one member per host, mutual TLS with the lab's etcd CA).
     """
 
     def __init__(self, lab: Lab, *, lease_ttl_s: float = 10.0, log_level: str = "warning"):
@@ -159,15 +159,26 @@ class LabAgents:
             return None
         return pid
 
+    def etcd_endpoints(self, host: LabHost) -> str:
+        """Returns the etcd client URLs an agent of `host` uses: its own member first."""
+        mine = self.lab.etcd.member(host).client_url
+        return ",".join([mine, *(u for u in self.lab.etcd_endpoints() if u != mine)])
+
     def _argv(self, host: LabHost) -> list[str]:
+        tls = self.lab.etcd_client_tls()
         return [
             sys.executable, "-m", "controller.cli.main", "agent",
             "--libvirt-uri", "qemu:///system",
             "--listen", f"{host.ip}:{AGENT_PORT}",
             "--certs", str(self._host_certs(host)),
             "--migration-uri", host.uri,
+            "--host", host.name,
             "--lease-ttl", f"{self.lease_ttl_s:g}",
             "--lease-file", str(host.plan.root / "lease.json"),
+            "--etcd-endpoints", self.etcd_endpoints(host),
+            "--etcd-ca", str(tls.ca),
+            "--etcd-cert", str(tls.cert),
+            "--etcd-key", str(tls.key),
             "--log-level", self.log_level,
         ]  # fmt: skip
 
@@ -189,6 +200,8 @@ class LabAgents:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 cwd=Path(__file__).resolve().parents[2],
+                # The access log (stdout) in step with the agent's own log (stderr).
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
                 start_new_session=True,  # outlives `corral lab up`; Lab.down kills it
             )
         self._pid_file(host).write_text(f"{proc.pid}\n")

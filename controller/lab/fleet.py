@@ -1,11 +1,12 @@
 """A Corral controller over a lab's agents, in this process: what HA, drain and migration
 proofs (tests/lab, bench/bench_ha.py) drive and watch.
 
-`LabFleet` runs the real `Controller` (its reconcile loop and lease keeper on their own
-threads) with a SQLite store, talking mTLS to the `LabAgents`. Desired objects are written to
-the store under an API source, as `corral apply` or the REST API would. `tiny_vm` and
-`lab_policy` build the manifests the proofs use. `DomainSampler` reads every host's running
-domains from its libvirtd at a fine interval, independently of Corral, to count copies.
+`LabFleet` runs the real `Controller` (its reconcile loop and its watch of the hosts' etcd
+leases on their own threads) with a SQLite store, talking mTLS to the `LabAgents`. Desired
+objects are written to the store under an API source, as `corral apply` or the REST API
+would. `tiny_vm` and `lab_policy` build the manifests the proofs use. `DomainSampler` reads
+every host's running domains from its libvirtd at a fine interval, independently of Corral,
+to count copies.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 
 import libvirt
 
+from arbiter import make_settings
 from controller.agentpool import AgentPool
 from controller.lab.agents import LabAgents
 from controller.lab.guest import GuestImage
@@ -161,8 +163,18 @@ class LabFleet:
         self.pool = AgentPool(
             cert_dir=agents.controller_certs, connect_timeout_s=1.0, timeout_s=5.0
         )
+        tls = lab.etcd_client_tls()
+        self.etcd = make_settings(
+            lab.etcd_endpoints(), ca_file=tls.ca, cert_file=tls.cert, key_file=tls.key
+        )
         self.controller = Controller(
-            self.store, [], self.pool, identity=identity, resync_s=resync_s, busy_requeue_s=0.5
+            self.store,
+            [],
+            self.pool,
+            identity=identity,
+            resync_s=resync_s,
+            busy_requeue_s=0.5,
+            etcd=self.etcd,
         )
         self.passes: list[PassResult] = []
         self.pass_ends: list[float] = []
@@ -237,7 +249,7 @@ class LabFleet:
     # -- the loop --------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Starts the controller's loop (and lease keeper) on a daemon thread."""
+        """Starts the controller's loop (and its etcd lease watch) on a daemon thread."""
         if self._thread is not None:
             return
         self._stop.clear()

@@ -63,7 +63,8 @@ HOST_PENDING: Final = "HostPending"
 """The host is declared but its agent has never been reached."""
 
 HOST_FAILED: Final = "HostFailed"
-"""The host stopped answering and its lease expired: it is declared failed."""
+"""The host stopped answering and nothing shows it alive (its etcd lease is gone, or no
+arbiter can tell): it is declared failed."""
 
 WAITING_FOR_FENCE: Final = "WaitingForFence"
 """The VM's host failed; the VM restarts elsewhere only after the host is fenced."""

@@ -214,7 +214,7 @@ SPECS: dict[str, st.SearchStrategy[dict[str, Any]]] = {
             "overcommit": st.fixed_dictionaries(
                 {"cpuRatio": st.sampled_from([1.0, 1.5, 4.0, 16.25])}
             ),
-            "haRestartMarginS": st.integers(2, 600),
+            "haRestartMarginS": st.integers(1, 600),
         },
     ),
 }
