@@ -169,3 +169,15 @@ class HostLeaseWatch:
 
 
 WATCH_STOP_S = 2.0
+
+
+def read_leases(settings: EtcdSettings, clock: Callable[[], datetime] = utc_now) -> LeaseView:
+    """Return the hosts' leases as one read of etcd sees them (for a one-shot plan); an
+    etcd that cannot be read gives an unsynced view (no proof either way)."""
+    watch = HostLeaseWatch(settings, clock=clock)
+    try:
+        with EtcdClient(settings) as client:
+            watch.sync(client)
+    except EtcdError as exc:
+        watch._unsynced(str(exc))
+    return watch.view()

@@ -22,6 +22,7 @@ from controller.cli.render import render_plan, status_table
 from controller.cli.sourceopts import SourceOptions, with_source_options
 from controller.cli.whatif import check_hosts_down, parse_what_if, render_what_if
 from controller.leader import LeadHeld, RunTerm, hold_run_term
+from controller.leasewatch import read_leases
 from controller.localagent import LocalAgents
 from controller.loop import Controller, PassResult, SourceSetting, policy_context
 from controller.malloc import tune_malloc
@@ -268,7 +269,10 @@ def plan_command(
         poll_hosts(store, hosts, lambda h: pool.client(h.metadata.name, h.spec.address))
         from datetime import UTC, datetime
 
-        observed = read_observed(store, datetime.now(UTC))
+        etcd = source.etcd()
+        observed = read_observed(
+            store, datetime.now(UTC), read_leases(etcd) if etcd is not None else None
+        )
         if down is not None:
             outcome = plan_what_if(desired, observed, policy_context(stored), down)
             render_what_if(outcome, output)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, replace
 
+from controller.ha import POWER_FENCE_METHODS
 from controller.plan.placement import Decisions
 from controller.plan.requests import host_views
 from controller.plan.vms import wants_running
@@ -58,6 +59,11 @@ def admission_inputs(world: World, dec: Decisions) -> AdmissionInputs:
             domain = copy.domain if copy is not None else None
             if not wants_running(vm, domain, world.requests.get(("VirtualMachine", name))):
                 request = replace(request, ha=False)
+            elif not _restartable_from(world, host):
+                unrestartable[name] = (
+                    f"HA restarts from {host} are off: the controller has no etcd to prove "
+                    "a lost host stopped, and the host has no power fence (NoArbiter)"
+                )
             else:
                 local = world.local_volumes(vm.spec.disks)
                 if local:
@@ -67,6 +73,17 @@ def admission_inputs(world: World, dec: Decisions) -> AdmissionInputs:
         vms_by_host.setdefault(host, []).append(request)
     views = host_views(world, dec.hosts, dec.requests, {})
     return AdmissionInputs(views, vms_by_host, unrestartable)
+
+
+def _restartable_from(world: World, host: str) -> bool:
+    """Return whether the HA VMs of `host` could restart elsewhere if it were lost: some
+    proof of its death can come (its etcd lease, watched by the controller, or a power
+    fence). Without either (the single-host default) nothing is restarted elsewhere."""
+    obs = world.observed.obs.get(host)
+    if obs is not None and obs.lease is not None:
+        return True
+    spec = world.desired.hosts.get(host)
+    return spec is not None and spec.spec.fencing.method in POWER_FENCE_METHODS
 
 
 def assess_admission(world: World, dec: Decisions) -> HAAdmission:

@@ -18,6 +18,7 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from arbiter import make_settings
 from controller.agentpool import AgentPool
 from controller.api import TokenStore, create_app
 from controller.cli.main import app
@@ -44,7 +45,7 @@ def write_vms(root: Path, count: int) -> None:
 
 
 @pytest.fixture
-def setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SimpleNamespace]:
+def setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, etcd) -> Iterator[SimpleNamespace]:
     manifests = tmp_path / "manifests"
     names = write_fleet(manifests, vms=0, hosts=3)
     sim = SimFleet(names, latency=INSTANT, memory_mib=4096)
@@ -56,6 +57,9 @@ def setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SimpleNam
         [SourceSetting(DirectorySource(manifests, name="dir:fleet"), "dir", "fleet", prune=True)],
         AgentPool(transport_for=sim.transport_for),
         busy_requeue_s=0.0,
+        # An arbiter, so that a lost host's HA VMs could restart elsewhere (simulated hosts
+        # keep no lease: each would count as gone, which the admission check never waits on).
+        etcd=make_settings(etcd.endpoints),
     )
     # `corral plan` builds its own pool: route it to the simulated agents too.
     monkeypatch.setattr(
@@ -70,13 +74,20 @@ def setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SimpleNam
         raise AssertionError("not converged")
 
     yield SimpleNamespace(
-        names=names, store=store, state=state, manifests=manifests, converge=converge, sim=sim
+        names=names,
+        store=store,
+        state=state,
+        manifests=manifests,
+        converge=converge,
+        sim=sim,
+        etcd=",".join(etcd.endpoints),
     )
     store.close()
 
 
 def cli(setup: SimpleNamespace, *args: str):
-    return runner.invoke(app, [*args, "--state-dir", str(setup.state)])
+    etcd = ["--etcd-endpoints", setup.etcd] if args[0] == "plan" else []
+    return runner.invoke(app, [*args, "--state-dir", str(setup.state), *etcd])
 
 
 def admission_lines(output: str) -> list[str]:
@@ -110,6 +121,15 @@ def test_plan_prints_the_verdict_of_the_placements_it_leaves(setup) -> None:
     assert "No changes." in result.output
     [line] = admission_lines(result.output)
     assert line.startswith("HA admission: losing h0000 would leave ")
+
+
+def test_without_etcd_the_verdict_says_ha_restarts_are_off(setup) -> None:
+    setup.converge(2)
+    result = runner.invoke(app, ["plan", str(setup.manifests), "--state-dir", str(setup.state)])
+    assert result.exit_code == 0, result.output
+    [line] = admission_lines(result.output)
+    assert line.startswith("HA admission: losing ")
+    assert "HA restarts from" in line and "no etcd" in line and "(NoArbiter)" in line
 
 
 def test_what_if_prints_restarts_and_those_that_could_not(setup) -> None:
