@@ -1,4 +1,5 @@
-"""HA on real hosts: a host dies with 3 HA VMs and 1 non-HA VM; the HA VMs run elsewhere
+"""HA on real hosts: a host dies (agent, libvirtd, QEMUs and its etcd member killed) with 3 HA
+VMs and 1 non-HA VM; once its etcd lease expired, the HA VMs run elsewhere
 (their heartbeats resume in new serial logs), the non-HA one does not; when the host returns,
 its stale copies are undefined, never started, and the non-HA VM runs again there.
 """
@@ -11,7 +12,7 @@ import pytest
 
 from controller.lab.fleet import DomainSampler, LabFleet, tiny_vm
 from controller.lab.guest import GuestImage
-from tests.lab.ha_lab import fleet_fixture, ha_lab_fixture, host_objects  # noqa: F401
+from tests.lab.ha_lab import LEASE_TTL_S, fleet_fixture, ha_lab_fixture, host_objects  # noqa: F401
 
 pytestmark = [pytest.mark.libvirtd, pytest.mark.lab]
 
@@ -47,6 +48,7 @@ def test_host_loss_restarts_ha_vms_elsewhere(fleet: LabFleet, tiny_guest: GuestI
         killed_at = time.monotonic()
         fleet.agents.stop(VICTIM, crash=True)
         fleet.lab.kill_host(VICTIM)
+        fleet.lab.etcd.kill(fleet.lab.host(VICTIM))  # a power loss takes its etcd member too
         resumed: dict[str, float] = {}
         deadline = killed_at + 90
         while len(resumed) < len(HA_VMS) and time.monotonic() < deadline:
@@ -62,7 +64,7 @@ def test_host_loss_restarts_ha_vms_elsewhere(fleet: LabFleet, tiny_guest: GuestI
                 f"\nHA: {vm} restarted on "
                 f"{sorted({b.source for b in readers[vm].beats} - {VICTIM})} {started:.1f} s "
                 f"after the host kill, heartbeat resumed {resumed.get(vm, float('nan')):.1f} s "
-                "after it (lease TTL 5 s, margin 2 s)"
+                f"after it (lease TTL {LEASE_TTL_S} s, HA margin 2 s)"
             )
         assert set(resumed) == set(HA_VMS), fleet.describe()
         time.sleep(3)  # the non-HA VM must stay down, not just be late
