@@ -48,7 +48,7 @@ def test_cli_lab_survives_its_command_and_down_cleans_without_state() -> None:
         hosts = lab.hosts  # read back from the state file by another process
         assert all(libvirt_answers(h.uri) for h in hosts)
         pids = [pid for h in hosts for pid in netns.netns_pids(h.plan.netns)]
-        assert len(pids) == 6  # an anchor, a libvirtd and a Corral agent per host
+        assert len(pids) == 8  # an anchor, a libvirtd, an etcd member and a Corral agent per host
 
         lab.state_file.unlink()  # as if the state were lost with a crash or a reboot of /run
         down = corral("lab", "down", "--name", NAME, "--subnet", SUBNET)
