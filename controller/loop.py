@@ -26,6 +26,7 @@ from controller.agents import AgentClient, AgentUnavailable
 from controller.balloons import BalloonKeeper
 from controller.conditions import set_condition
 from controller.execute import Executor, Outcome
+from controller.fencereports import FenceReporter
 from controller.leasewatch import HostLeaseWatch, LeaseView
 from controller.observe import HostRead, pick_readers, poll_hosts, read_observed
 from controller.plan import ActionType, Desired, Plan, PolicyContext, plan
@@ -202,6 +203,7 @@ class Controller:
             HostLeaseWatch(etcd, on_change=self._lease_changed) if etcd is not None else None
         )
         self.balloons = BalloonKeeper(store, self._client_for_name, identity)
+        self.fence_reports = FenceReporter(store, identity)
         self._wake = threading.Event()
         self._failures = 0
         for setting in self.sources:
@@ -380,6 +382,7 @@ class Controller:
         desired = self._desired(stored, deleted)
         policy = policy_context(stored)
         observed = self._observed()
+        self.fence_reports.report(observed, self._pass_host_names)
         first = plan(desired, observed, policy)
         outcomes: list[Outcome] = []
         if first.actions:

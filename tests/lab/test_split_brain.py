@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import time
+from datetime import UTC, datetime
 
 import pytest
 
@@ -91,6 +92,7 @@ def test_cut_hosts_fence_before_any_restart_and_never_run_a_vm_twice(
             host = fleet.vm_host(vm)
             assert host is not None
             cut_at = time.time()
+            cut_dt = datetime.fromtimestamp(cut_at, UTC)
             fleet.lab.partition(host)
             try:
                 fleet.wait(
@@ -111,6 +113,8 @@ def test_cut_hosts_fence_before_any_restart_and_never_run_a_vm_twice(
                 fenced = [r for r in client.get_lease().fenced if r.vm == vm and r.at >= cut_at]
             elsewhere = first_run_elsewhere(sampler.samples, vm, host, cut_at)
             assert fenced and fenced[0].ok, f"fault {fault}: {host} never self-fenced {vm}"
+            events = fleet.store.list_events(kind="VirtualMachine", name=vm, since=cut_dt)
+            assert [e for e in events if e.reason == "SelfFenced"], f"fault {fault}: no event"
             assert elsewhere is not None
             restart_s.append(elsewhere - cut_at)
             fence_s.append(fenced[0].at - cut_at)
