@@ -216,6 +216,15 @@ class EtcdClient:
         response.raise_for_status()
         return response.json()
 
+    def health(self, endpoint: str) -> bool:
+        """Return whether one member answers GET /health with true: it has a leader and a
+        quorum read succeeded. False when it is unhealthy or cannot be reached."""
+        try:
+            response = self._http.get(f"{endpoint}/health")
+            return response.status_code == 200 and response.json().get("health") == "true"
+        except (httpx.HTTPError, ssl.SSLError, ValueError):
+            return False
+
     # watch
 
     def watch_prefix(

@@ -27,6 +27,7 @@ import ipaddress
 import os
 import shutil
 import ssl
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -116,9 +117,12 @@ def make_ca(certs_dir: str | Path, name: str = "Corral fleet CA") -> Path:
 def _issue(
     certs_dir: Path,
     common_name: str,
-    usage: x509.ObjectIdentifier,
+    usage: x509.ObjectIdentifier | Sequence[x509.ObjectIdentifier],
     names: list[x509.GeneralName],
 ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """Issue a certificate of certs_dir's CA for `common_name` with the extended key
+    usage(s) `usage` (one or several) and the SANs `names`; return it and its key."""
+    usages = [usage] if isinstance(usage, x509.ObjectIdentifier) else list(usage)
     ca_cert, ca_key = _load_ca(certs_dir)
     key = ec.generate_private_key(ec.SECP256R1())
     now = dt.datetime.now(dt.UTC)
@@ -131,7 +135,7 @@ def _issue(
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=CERT_DAYS))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
         )

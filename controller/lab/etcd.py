@@ -14,35 +14,31 @@ A member's data dir, log and pid file are `<lab root>/host-N/etcd/{data,member.l
 Members run detached, so they outlive `corral lab up`; `Lab.down` kills them with every other
 process in the lab's namespaces and removes their data with the lab's dirs.
 
-The argv, the certificates and the health probes here are shared with tests/helpers/etcd.py,
-which runs members on 127.0.0.1 for tests.
+The argv, the certificates and `wait_healthy` here are shared with tests/helpers/etcd.py,
+which runs members on 127.0.0.1 for tests. Both reach the members with arbiter's EtcdClient.
 """
 
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import ipaddress
 import json
 import os
 import shutil
 import signal
-import ssl
 import subprocess
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-import httpx
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from arbiter import EtcdClient, EtcdError, EtcdSettings, make_settings
 from controller.lab import netns
-from nodeagent.tls import CERT_DAYS, make_ca, make_controller_cert
+from nodeagent.tls import _issue, _write_cert, _write_key, make_ca, make_controller_cert
 
 if TYPE_CHECKING:
     from controller.lab.libvirtd import Lab, LabHost
@@ -143,39 +139,13 @@ def issue_member_cert(certs_dir: Path, name: str, ips: Sequence[str]) -> Path:
     refuses ("incompatible key usage") for a serverAuth-only certificate like an agent's.
     """
     make_ca(certs_dir)
-    ca_cert = x509.load_pem_x509_certificate((certs_dir / "ca.crt").read_bytes())
-    ca_key = serialization.load_pem_private_key((certs_dir / "ca.key").read_bytes(), None)
-    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.UTC)
     alt: list[x509.GeneralName] = [x509.DNSName(name)]
     alt += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
     usages = [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=CERT_DAYS))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
-        .add_extension(x509.SubjectAlternativeName(alt), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
+    cert, key = _issue(certs_dir, name, usages, alt)
     out = certs_dir / "etcd" / "members" / name
-    out.mkdir(parents=True, exist_ok=True)
-    fd = os.open(out / "member.key", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
-    (out / "member.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    _write_key(out / "member.key", key)
+    _write_cert(out / "member.crt", cert)
     shutil.copyfile(certs_dir / "ca.crt", out / "ca.crt")
     return out
 
@@ -190,40 +160,10 @@ def issue_client_cert(certs_dir: Path) -> ClientTLS:
     return ClientTLS(out / "ca.crt", out / "client.crt", out / "client.key")
 
 
-def client_ssl_context(tls: ClientTLS) -> ssl.SSLContext:
-    """Returns an SSL context that trusts `tls.ca` and presents `tls.cert`."""
-    context = ssl.create_default_context(cafile=str(tls.ca))
-    context.load_cert_chain(str(tls.cert), str(tls.key))
-    return context
-
-
-# -- the JSON gateway ------------------------------------------------------------------------
-
-
-def http_client(tls: ClientTLS | None, timeout_s: float = 2.0) -> httpx.Client:
-    """Returns an httpx client for members' client URLs (mutual TLS when `tls`)."""
-    verify: ssl.SSLContext | bool = client_ssl_context(tls) if tls is not None else True
-    return httpx.Client(verify=verify, timeout=timeout_s)
-
-
-def call(client: httpx.Client, endpoint: str, path: str, body: Mapping[str, Any]) -> dict:
-    """Returns the JSON answer of POST endpoint+path (e.g. /v3/maintenance/status).
-
-    Raises httpx.HTTPError when the member is unreachable or answers an error status.
-    """
-    answer = client.post(f"{endpoint}{path}", json=dict(body))
-    answer.raise_for_status()
-    return answer.json()
-
-
-def is_healthy(client: httpx.Client, endpoint: str) -> bool:
-    """Returns whether GET /health says true: the member has a leader and a quorum read
-    succeeded. False when unreachable."""
-    try:
-        answer = client.get(f"{endpoint}/health")
-        return answer.status_code == 200 and answer.json().get("health") == "true"
-    except (httpx.HTTPError, ValueError):
-        return False
+def client_settings(endpoints: Iterable[str], tls: ClientTLS | None) -> EtcdSettings:
+    """Returns arbiter's settings for members' client URLs (mutual TLS when `tls`)."""
+    files = {} if tls is None else {"ca_file": tls.ca, "cert_file": tls.cert, "key_file": tls.key}
+    return make_settings(list(endpoints), **files)
 
 
 def log_tail(log: Path, lines: int = 6) -> str:
@@ -248,7 +188,7 @@ def _short_log_line(line: str) -> str:
 
 
 def wait_healthy(
-    client: httpx.Client,
+    client: EtcdClient,
     member: Member,
     log: Path,
     timeout_s: float = START_TIMEOUT_S,
@@ -260,7 +200,7 @@ def wait_healthy(
     process is gone or `timeout_s` passes.
     """
     started = time.monotonic()
-    while not is_healthy(client, member.client_url):
+    while not client.health(member.client_url):
         if exited():
             raise EtcdMemberError(f"etcd member {member.name} exited: {log_tail(log)}")
         if time.monotonic() - started > timeout_s:
@@ -311,9 +251,12 @@ class LabEtcd:
         """Returns the client certificate files the controller and the agents present."""
         return issue_client_cert(self.certs)
 
-    def client(self, timeout_s: float = 2.0) -> httpx.Client:
-        """Returns a new httpx client with the lab's client certificate (close it after use)."""
-        return http_client(self.client_tls(), timeout_s)
+    def client(self, hosts: Iterable[LabHost] | None = None, timeout_s: float = 2.0) -> EtcdClient:
+        """Returns a new etcd client of `hosts`' members (default: every live host's) with the
+        lab's client certificate (close it after use)."""
+        return EtcdClient(
+            client_settings(self.endpoints(hosts), self.client_tls()), timeout_s=timeout_s
+        )
 
     def _dir(self, host: LabHost) -> Path:
         return host.plan.root / "etcd"
@@ -348,7 +291,7 @@ class LabEtcd:
         (self._dir(host) / "member.pid").write_text(f"{proc.pid}\n")
         return proc.pid
 
-    def _wait(self, client: httpx.Client, host: LabHost, pid: int, timeout_s: float) -> None:
+    def _wait(self, client: EtcdClient, host: LabHost, pid: int, timeout_s: float) -> None:
         def exited() -> bool:
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, os.WNOHANG)
@@ -364,13 +307,15 @@ class LabEtcd:
         lists it already), then started, one host at a time. Raises EtcdMemberError naming
         the member, with its log's tail.
         """
+        if not hosts:
+            return
         if shutil.which(PROCESS_NAME) is None:
             raise EtcdMemberError("etcd not found (make setup: scripts/setup-etcd.sh)")
         members = {host.name: self.member(host) for host in hosts}
         pids = {h.name: pid for h in hosts if (pid := self.pid(h)) is not None}
         known = {h.name: h for h in [*self.lab.hosts, *hosts]}
         fresh = not any(has_data(self.member(h)) for h in known.values())
-        with self.client() as client:
+        with self.client(hosts) as client:
             if fresh:
                 cluster = {name: m.peer_url for name, m in members.items()}
                 for host in hosts:
@@ -384,41 +329,43 @@ class LabEtcd:
                         pids[host.name] = self._launch(host, cluster, "existing")
                 for host in hosts:
                     if host.name not in pids:
-                        cluster = self._admit(client, members[host.name], known, timeout_s)
+                        cluster = self._admit(members[host.name], known, timeout_s)
                         pids[host.name] = self._launch(host, cluster, "existing")
                         self._wait(client, host, pids[host.name], timeout_s)
             for host in hosts:
                 self._wait(client, host, pids[host.name], timeout_s)
 
     def _admit(
-        self, client: httpx.Client, member: Member, known: Mapping[str, LabHost], timeout_s: float
+        self, member: Member, known: Mapping[str, LabHost], timeout_s: float
     ) -> dict[str, str]:
         """Returns the cluster (name -> peer URL) `member` joins, after adding it to the
-        running cluster unless it is listed already (a join that crashed before its start)."""
-        others = [self.member(h) for name, h in known.items() if name != member.name]
+        running cluster unless it is listed already (a join that crashed before its start).
+        It is added through a member that answers healthy: adding one needs a quorum."""
+        others = [h for name, h in known.items() if name != member.name]
         deadline = time.monotonic() + timeout_s
-        while True:
-            for other in others:
-                with contextlib.suppress(httpx.HTTPError):
-                    listed = call(client, other.client_url, "/v3/cluster/member/list", {})
-                    if not any(member.peer_url in m.get("peerURLs", []) for m in listed["members"]):
-                        if not is_healthy(client, other.client_url):
-                            continue  # adding a member needs a quorum
-                        listed = call(
-                            client,
-                            other.client_url,
-                            "/v3/cluster/member/add",
-                            {"peerURLs": [member.peer_url]},
-                        )
-                    return {
-                        m.get("name") or member.name: m["peerURLs"][0] for m in listed["members"]
-                    }
-            if time.monotonic() > deadline:
-                raise EtcdMemberError(
-                    f"etcd member {member.name}: no running member of lab {self.lab.name} "
-                    f"could add it within {timeout_s:g}s ({', '.join(o.name for o in others)})"
-                )
-            time.sleep(0.2)
+        with contextlib.ExitStack() as stack:
+            clients = [(h, stack.enter_context(self.client([h]))) for h in others]
+            while True:
+                for other, client in clients:
+                    with contextlib.suppress(EtcdError):
+                        listed = client.call("cluster/member/list", {})
+                        peers = [m.get("peerURLs", []) for m in listed["members"]]
+                        if not any(member.peer_url in urls for urls in peers):
+                            if not client.health(self.member(other).client_url):
+                                continue
+                            listed = client.call(
+                                "cluster/member/add", {"peerURLs": [member.peer_url]}
+                            )
+                        return {
+                            m.get("name") or member.name: m["peerURLs"][0]
+                            for m in listed["members"]
+                        }
+                if time.monotonic() > deadline:
+                    raise EtcdMemberError(
+                        f"etcd member {member.name}: no running member of lab {self.lab.name} "
+                        f"could add it within {timeout_s:g}s ({', '.join(o.name for o in others)})"
+                    )
+                time.sleep(0.2)
 
     def start(self, host: LabHost, timeout_s: float = START_TIMEOUT_S) -> int:
         """Returns the pid of `host`'s member, restarting it with its data if it does not run,
@@ -459,5 +406,5 @@ class LabEtcd:
     def status(self, host: LabHost) -> dict:
         """Returns `host`'s member status (POST /v3/maintenance/status: leader, raft term,
         header.member_id); raises httpx.HTTPError when it cannot be reached."""
-        with self.client() as client:
-            return call(client, self.member(host).client_url, "/v3/maintenance/status", {})
+        with self.client([host]) as client:
+            return client.status(self.member(host).client_url)

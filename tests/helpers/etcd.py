@@ -4,13 +4,12 @@ Each member listens on free ports of 127.0.0.1 (client and peer) and keeps its d
 one temporary directory; `kill_member` SIGKILLs one (a crash) and `start_member` restarts it
 with its data. With `tls`, a CA of the cluster's own issues the member certificates and one
 client certificate (`client_tls`), and members refuse clients without it. Command lines,
-certificates and health probes are controller.lab.etcd's, as for the lab's members.
+certificates and health probes are controller.lab.etcd's, as for the lab's members; clients
+are arbiter's EtcdClient (`client`).
 
 Fixtures (registered for every test in tests/conftest.py), each started once per module:
 `etcd` (1 member, plain HTTP), `etcd_tls` (1 member, mutual TLS), `etcd3` (3 members, plain
 HTTP). Without the etcd binary a test using them fails, naming `make setup`.
-
-`put`, `get` and `grant` speak the v3 JSON gateway, where keys and values are base64.
 """
 
 from __future__ import annotations
@@ -18,6 +17,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import shutil
+import ssl
 import subprocess
 import tempfile
 import time
@@ -28,13 +28,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from arbiter import EtcdClient
 from controller.lab.etcd import (
     START_TIMEOUT_S,
     ClientTLS,
     EtcdMemberError,
     Member,
-    call,
-    http_client,
+    client_settings,
     issue_client_cert,
     issue_member_cert,
     member_argv,
@@ -99,9 +99,11 @@ class EtcdCluster:
         """Returns the (ca, cert, key) paths a client presents, or None without TLS."""
         return self._client_tls
 
-    def client(self, timeout_s: float = 2.0) -> httpx.Client:
-        """Returns a new httpx client for the members (with the client certificate under TLS)."""
-        return http_client(self._client_tls, timeout_s)
+    def client(self, *members: int, timeout_s: float = 2.0) -> EtcdClient:
+        """Returns a new etcd client of the members of indices `members` (default: all), with
+        the client certificate under TLS; close it after use."""
+        endpoints = [self.endpoints[i] for i in members] if members else self.endpoints
+        return EtcdClient(client_settings(endpoints, self._client_tls), timeout_s=timeout_s)
 
     def log(self, i: int) -> Path:
         """Returns member i's log file (etcd's JSON lines, appended across restarts)."""
@@ -121,7 +123,7 @@ class EtcdCluster:
             )
 
     def _wait(self, i: int, timeout_s: float) -> None:
-        with self.client() as client:
+        with self.client(i) as client:
             wait_healthy(
                 client, self.members[i], self.log(i), timeout_s, lambda: not self.running(i)
             )
@@ -155,8 +157,8 @@ class EtcdCluster:
     def status(self, i: int) -> dict:
         """Returns member i's POST /v3/maintenance/status answer (leader, header.member_id,
         raftTerm: int64 fields as strings). Raises httpx.HTTPError if it does not answer."""
-        with self.client() as client:
-            return call(client, self.endpoints[i], "/v3/maintenance/status", {})
+        with self.client(i) as client:
+            return client.status(self.endpoints[i])
 
     def leader_index(self) -> int | None:
         """Returns the index of the running member that reports itself leader, or None."""
@@ -195,31 +197,22 @@ class EtcdCluster:
         self.close()
 
 
-# -- the v3 JSON gateway -----------------------------------------------------------------------
+# -- reads, and a client without a certificate ------------------------------------------------
 
 
-def _b64(data: str | bytes) -> str:
-    return base64.b64encode(data.encode() if isinstance(data, str) else data).decode()
-
-
-def put(client: httpx.Client, endpoint: str, key: str, value: str | bytes, lease: int = 0) -> None:
-    """Writes `key` = `value` (bound to `lease` unless 0); raises httpx.HTTPError if refused."""
-    body: dict[str, object] = {"key": _b64(key), "value": _b64(value)}
-    if lease:
-        body["lease"] = str(lease)
-    call(client, endpoint, "/v3/kv/put", body)
-
-
-def get(client: httpx.Client, endpoint: str, key: str) -> bytes | None:
+def value(client: EtcdClient, key: str) -> bytes | None:
     """Returns the value of `key` (a linearizable read), or None if it does not exist."""
-    answer = call(client, endpoint, "/v3/kv/range", {"key": _b64(key)})
-    kvs = answer.get("kvs") or []
-    return base64.b64decode(kvs[0].get("value", "")) if kvs else None
+    kv = client.get(key)
+    return None if kv is None else kv.value
 
 
-def grant(client: httpx.Client, endpoint: str, ttl_s: int) -> int:
-    """Returns the ID of a new lease of `ttl_s` seconds."""
-    return int(call(client, endpoint, "/v3/lease/grant", {"TTL": ttl_s})["ID"])
+def put_without_certificate(endpoint: str, ca: Path, key: str) -> None:
+    """Puts `key` (empty value) through a client that trusts `ca` but presents no certificate,
+    which arbiter's EtcdClient cannot be under TLS. Raises httpx.TransportError when the
+    member refuses the handshake, httpx.HTTPStatusError when it answers an error."""
+    with httpx.Client(verify=ssl.create_default_context(cafile=str(ca)), timeout=2.0) as client:
+        body = {"key": base64.b64encode(key.encode()).decode()}
+        client.post(f"{endpoint}/v3/kv/put", json=body).raise_for_status()
 
 
 # -- fixtures ----------------------------------------------------------------------------------

@@ -4,17 +4,17 @@ others keep a quorum that accepts writes."""
 
 from __future__ import annotations
 
-import ssl
 import subprocess
 import time
 
 import httpx
 import pytest
 
+from arbiter import EtcdError
 from controller.lab import netns
-from controller.lab.etcd import CLIENT_PORT, PEER_PORT, call, is_healthy, wait_healthy
+from controller.lab.etcd import CLIENT_PORT, PEER_PORT, wait_healthy
 from controller.lab.libvirtd import Lab, LabHost
-from tests.helpers.etcd import get, put
+from tests.helpers.etcd import put_without_certificate, value
 
 pytestmark = [pytest.mark.libvirtd, pytest.mark.lab]
 
@@ -29,6 +29,12 @@ def leader_host(lab: Lab) -> LabHost:
         if status["leader"] == status["header"]["member_id"]:
             return host
     raise AssertionError("no member reports itself leader")
+
+
+def read_at(lab: Lab, host: LabHost, key: str) -> bytes | None:
+    """Returns the value of `key` as `host`'s member answers it (None if absent)."""
+    with lab.etcd.client([host]) as client:
+        return value(client, key)
 
 
 def etcdctl_put_inside(lab: Lab, host: LabHost, key: str) -> subprocess.CompletedProcess[str]:
@@ -48,27 +54,22 @@ def test_members_form_one_healthy_cluster_reached_over_tls(lab: Lab) -> None:
     assert endpoints == [f"https://{h.ip}:{CLIENT_PORT}" for h in hosts]
     for host in hosts:
         assert lab.etcd.pid(host) in netns.netns_pids(host.plan.netns)
-    with lab.etcd.client() as client:
-        assert [is_healthy(client, endpoint) for endpoint in endpoints] == [True] * len(hosts)
-        listed = call(client, endpoints[0], "/v3/cluster/member/list", {})["members"]
+    with lab.etcd.client(hosts[:1]) as client:
+        assert [client.health(endpoint) for endpoint in endpoints] == [True] * len(hosts)
+        listed = client.call("cluster/member/list", {})["members"]
         assert sorted((m["name"], m["peerURLs"], m["clientURLs"]) for m in listed) == [
             (h.name, [f"https://{h.ip}:{PEER_PORT}"], [f"https://{h.ip}:{CLIENT_PORT}"])
             for h in hosts
         ]
-        statuses = [lab.etcd.status(host) for host in hosts]
+        statuses = [client.status(endpoint) for endpoint in endpoints]
         assert len({s["header"]["cluster_id"] for s in statuses}) == 1
         assert len({s["leader"] for s in statuses}) == 1
-        put(client, endpoints[0], PREFIX + "shared", "one cluster")
-        assert [get(client, endpoint, PREFIX + "shared") for endpoint in endpoints] == [
-            b"one cluster"
-        ] * len(hosts)
+        client.put(PREFIX + "shared", "one cluster")
+    shared = [read_at(lab, host, PREFIX + "shared") for host in hosts]
+    assert shared == [b"one cluster"] * len(hosts)
 
-    trusts_only = ssl.create_default_context(cafile=str(lab.etcd_client_tls().ca))
-    with (
-        httpx.Client(verify=trusts_only, timeout=2.0) as anonymous,
-        pytest.raises(httpx.TransportError),
-    ):
-        put(anonymous, endpoints[0], PREFIX + "anonymous", "refused")
+    with pytest.raises(httpx.TransportError):
+        put_without_certificate(endpoints[0], lab.etcd_client_tls().ca, PREFIX + "anonymous")
 
 
 def test_a_cut_host_leaves_a_quorum_that_accepts_writes(lab: Lab) -> None:
@@ -79,19 +80,19 @@ def test_a_cut_host_leaves_a_quorum_that_accepts_writes(lab: Lab) -> None:
     cut_at = time.monotonic()
     lab.partition(victim.name)
     try:
-        with lab.etcd.client(timeout_s=0.5) as client:
+        with lab.etcd.client(others[:1], timeout_s=0.5) as client:
             with pytest.raises(httpx.TransportError):
-                client.get(f"{endpoint[victim.name]}/health", timeout=1.0)
+                client.status(endpoint[victim.name])
             while True:
                 try:
-                    put(client, endpoint[others[0].name], key, "quorum of two")
+                    client.put(key, "quorum of two")
                     break
-                except httpx.HTTPError:
+                except EtcdError:
                     if time.monotonic() - cut_at > WRITE_TIMEOUT_S:
                         raise
                     time.sleep(0.1)
             written_s = time.monotonic() - cut_at
-            assert [get(client, endpoint[h.name], key) for h in others] == [b"quorum of two"] * 2
+        assert [read_at(lab, h, key) for h in others] == [b"quorum of two"] * 2
         inside = etcdctl_put_inside(lab, victim, PREFIX + "from-the-cut-host")
         assert inside.returncode != 0, inside.stdout
         print(
@@ -100,7 +101,7 @@ def test_a_cut_host_leaves_a_quorum_that_accepts_writes(lab: Lab) -> None:
         )
     finally:
         lab.heal(victim.name)
-    with lab.etcd.client() as client:
+    with lab.etcd.client([victim]) as client:
         wait_healthy(client, lab.etcd.member(victim), lab.etcd.log(victim), timeout_s=30)
-        assert get(client, endpoint[victim.name], key) == b"quorum of two"
-        assert get(client, endpoint[victim.name], PREFIX + "from-the-cut-host") is None
+        assert value(client, key) == b"quorum of two"
+        assert value(client, PREFIX + "from-the-cut-host") is None
