@@ -92,6 +92,11 @@ class HostLeaseWatch:
         present = {h for kv in kvs if (h := host_of_key(self.settings.prefix, kv.key))}
         now = self.clock()
         with self._lock:
+            if not self._synced and self._started_at is not None:
+                # Back after a time out of sync: a key seen gone may have come back and gone
+                # again meanwhile, unseen. When it went last is unknown: at the earliest, now.
+                for host in self._gone:
+                    self._gone[host] = now
             for host in self._alive - present:
                 self._gone.setdefault(host, now)
             for host in present:

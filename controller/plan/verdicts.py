@@ -12,11 +12,12 @@ from collections.abc import Mapping
 
 from controller.plan import reasons
 from controller.plan.builder import PlanBuilder
-from controller.plan.model import ActionType
+from controller.plan.model import ActionType, HostObservation
 from controller.plan.observe import VM_LABEL
 from controller.plan.placement import Decisions
 from controller.plan.world import World
-from schemas.host import HostHAAdmission, HostPhase
+from nodeagent.models import HostState
+from schemas.host import Host, HostHAAdmission, HostPhase
 
 NOTHING_STOPPED = "; nothing is stopped for it"
 
@@ -60,7 +61,7 @@ def host_verdicts(
             f"; Corral-labelled domains of no known VM left alone: {', '.join(orphans)}"
             if orphans
             else ""
-        )
+        ) + _lease_note(host, state, world.observed.obs.get(name))
         if state is None:
             out.verdict(
                 key,
@@ -123,6 +124,28 @@ def host_verdicts(
                 phase=HostPhase.UP.value,
                 **extra,
             )
+
+
+def _lease_note(host: Host, state: HostState | None, obs: HostObservation | None) -> str:
+    """Return what an operator must know of the host's fencing lease ("" when all is well):
+    an agent without etcd under a controller with it, a lease not held, another TTL."""
+    if state is None or obs is None:
+        return ""
+    lease = state.lease
+    if lease.arbiter == "none":
+        if obs.lease is None:
+            return ""
+        return (
+            "; its agent runs without etcd: its HA VMs are never restarted elsewhere (give it "
+            "--etcd-endpoints)"
+        )
+    if not lease.held:
+        why = lease.error or "not granted yet"
+        return f"; its agent does not hold its etcd lease ({why}): HA VMs cannot start there"
+    wanted = host.spec.fencing.lease_ttl_s
+    if lease.ttl_s != wanted:
+        return f"; its agent keeps a lease of {lease.ttl_s:g} s, the Host asks for {wanted} s"
+    return ""
 
 
 def _blocked(out: PlanBuilder, vms: list[str]) -> bool:
