@@ -155,11 +155,13 @@ class LabFleet:
         resync_s: float = 1.0,
         identity: str = "corral-lab",
         on_pass: Callable[[PassResult], None] | None = None,
+        db: str | None = None,
     ) -> None:
+        """`db`: the store's URL (e.g. PostgreSQL); None keeps SQLite under `state_dir`."""
         self.lab = lab
         self.agents = agents
         state_dir.mkdir(parents=True, exist_ok=True)
-        self.store: Store = open_store(None, state_dir=state_dir)
+        self.store: Store = open_store(db, state_dir=state_dir)
         self.pool = AgentPool(
             cert_dir=agents.controller_certs, connect_timeout_s=1.0, timeout_s=5.0
         )
