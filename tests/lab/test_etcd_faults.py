@@ -1,0 +1,245 @@
+"""etcd member faults against the agents' fencing leases (TTL 5 s, agent margin 1 s).
+
+On the `cp` lab (3 hosts, one etcd member and one agent each), 3 HA VMs (one per host) and 1
+non-HA VM run under the controller:
+
+- one member killed for FAULT_S (the leader's, or a follower's), then restarted: the other
+  two keep a quorum, so every keepalive finds a member that acknowledges it; no agent fences,
+  no VM stops, nothing is restarted;
+- two members killed for QUORUM_LOSS_S: no keepalive can be acknowledged, so every agent
+  fences its HA VM TTL - margin after its last acknowledged keepalive; the non-HA VM runs on;
+  the controller restarts nothing while etcd cannot answer it, and starts the HA VMs again
+  once the quorum is back (the leases survived: their keys never went).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import statistics
+import threading
+import time
+
+import pytest
+
+from controller.agents import AgentClientError
+from controller.lab.fleet import DomainSampler, LabFleet, anti_affinity, tiny_vm
+from controller.lab.guest import GuestImage
+from controller.lab.heartbeat import SerialLogReader, largest_gap
+from controller.lab.libvirtd import Lab, LabHost
+from tests.lab.cp_lab import (  # noqa: F401
+    LEASE_TTL_S,
+    HeartbeatPoller,
+    cp_lab_fixture,
+    fleet_fixture,
+    leader_host,
+)
+
+pytestmark = [pytest.mark.libvirtd, pytest.mark.lab]
+
+HA_VMS = ("ef-a", "ef-b", "ef-c")
+PLAIN_VM = "ef-d"
+VMS = (*HA_VMS, PLAIN_VM)
+FAULT_S = 10.0
+QUORUM_LOSS_S = 15.0
+AFTER_S = LEASE_TTL_S + 5.0
+"""How long a fault's aftermath is watched: past any lease the fault could have let lapse."""
+VM_ACTIONS = ("StartVM", "DefineVM", "MigrateVM", "StopVM", "DestroyVM", "UndefineVM")
+
+
+class LeasePoller:
+    """Reads every agent's lease every `interval_s` on a thread; keeps, per host, the least
+    time left before its self-fence (`expires_in_s`) and whether it was ever not held."""
+
+    def __init__(self, fleet: LabFleet, interval_s: float = 0.25) -> None:
+        self.fleet = fleet
+        self.interval_s = interval_s
+        self.least: dict[str, float] = {}
+        self.lapsed: set[str] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="lease-poller", daemon=True)
+
+    def _loop(self) -> None:
+        hosts = [h.name for h in self.fleet.lab.hosts]
+        clients = {h: self.fleet.agents.client(h, timeout_s=2.0) for h in hosts}
+        try:
+            while not self._stop.wait(self.interval_s):
+                for host, client in clients.items():
+                    with contextlib.suppress(AgentClientError):
+                        lease = client.get_lease()
+                        if not lease.held:
+                            self.lapsed.add(host)
+                        if lease.expires_in_s is not None:
+                            least = self.least.get(host, lease.expires_in_s)
+                            self.least[host] = min(least, lease.expires_in_s)
+        finally:
+            for client in clients.values():
+                client.close()
+
+    def __enter__(self) -> LeasePoller:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
+def start_vms(fleet: LabFleet, tiny_guest: GuestImage) -> tuple[dict[str, str], dict]:
+    """Returns each VM's host and its heartbeat reader once all run and beat."""
+    fleet.apply(
+        [tiny_vm(vm, tiny_guest, ha=True) for vm in HA_VMS]
+        + [tiny_vm(PLAIN_VM, tiny_guest), anti_affinity("ef-spread", HA_VMS)]
+    )
+    readers = fleet.heartbeats(VMS)
+    fleet.start()
+    fleet.wait(lambda: all(fleet.vm_host(vm) for vm in VMS), 180, "VMs running")
+    home = {vm: fleet.vm_host(vm) for vm in VMS}
+    assert len({home[vm] for vm in HA_VMS}) == len(fleet.lab.hosts), f"not spread: {home}"
+    for vm in VMS:
+        readers[vm].wait_new(2, timeout_s=60, source=home[vm])
+    return home, readers
+
+
+def fences_since(fleet: LabFleet, wall: float) -> dict[str, list]:
+    """Returns, per host, its agent's self-fence records stamped at or after `wall`."""
+    found = {}
+    for host in fleet.lab.hosts:
+        with fleet.agents.client(host.name) as client:
+            found[host.name] = [r for r in client.get_lease().fenced if r.at >= wall]
+    return found
+
+
+def vm_actions(fleet: LabFleet, after: float) -> list[tuple[float, str, str, bool]]:
+    """Returns (end of pass, type, vm, ok) of every VM action in passes ended after `after`."""
+    return [
+        (end, action, vm, ok)
+        for vm in VMS
+        for action in VM_ACTIONS
+        for end, ok in fleet.action_times(action, vm, after)
+    ]
+
+
+def follower_host(lab: Lab) -> LabHost:
+    """Returns the first host whose etcd member is not the leader."""
+    leader = leader_host(lab)
+    return next(h for h in lab.hosts if h.name != leader.name)
+
+
+@pytest.mark.parametrize("victim", ["leader", "follower"])
+def test_one_member_crash_fences_nothing(
+    fleet: LabFleet, tiny_guest: GuestImage, victim: str
+) -> None:
+    lab = fleet.lab
+    home, readers = start_vms(fleet, tiny_guest)
+    member = leader_host(lab) if victim == "leader" else follower_host(lab)
+    with HeartbeatPoller(readers), DomainSampler(lab, interval_s=0.2) as sampler:
+        with LeasePoller(fleet) as leases:
+            fault_wall, fault_at = time.time(), time.monotonic()
+            lab.etcd.kill(member)
+            time.sleep(FAULT_S)
+            restarted_at = time.monotonic()
+            lab.etcd.start(member)
+            rejoin_s = time.monotonic() - restarted_at
+            new_leader = leader_host(lab).name
+            time.sleep(AFTER_S)
+        watched_to = time.monotonic()
+    fenced = fences_since(fleet, fault_wall)
+    moved = [
+        (round(s.at - fault_at, 1), vm, s.hosts_of(vm))
+        for s in sampler.samples
+        for vm in VMS
+        if s.hosts_of(vm) != [home[vm]]
+    ]
+    gaps = {
+        vm: largest_gap(b for b in readers[vm].beats if b.seen_at >= fault_at - 2) for vm in VMS
+    }
+    actions = vm_actions(fleet, fault_at)
+    print(
+        f"\netcd {victim} member ({member.name}) killed for {FAULT_S:g} s, rejoined healthy "
+        f"{rejoin_s:.1f} s after its restart; leader afterwards {new_leader}; lease TTL "
+        f"{LEASE_TTL_S} s: least time left before a self-fence per agent "
+        + ", ".join(f"{h} {s:.2f} s" for h, s in sorted(leases.least.items()))
+        + f"; lease ever not held: {sorted(leases.lapsed) or 'none'}; fences: "
+        f"{sum(len(r) for r in fenced.values())}; samples with a VM off its host: {len(moved)} "
+        f"of {len(sampler.samples)} over {watched_to - fault_at:.0f} s; largest heartbeat gap "
+        + ", ".join(f"{vm} {g:.2f} s" for vm, g in gaps.items())
+        + f"; VM actions: {len(actions)}"
+    )
+    assert fenced == {h.name: [] for h in lab.hosts}
+    assert leases.lapsed == set()
+    assert moved == []
+    assert actions == []
+    assert max(gaps.values()) < 2.0, gaps
+
+
+def first_beat_after(reader: SerialLogReader, since: float) -> float | None:
+    """Returns when the first heartbeat seen after `since` (monotonic) was seen, or None."""
+    return min((b.seen_at for b in reader.beats if b.seen_at > since), default=None)
+
+
+def test_quorum_loss_fences_ha_vms_and_they_run_again_with_the_quorum(
+    fleet: LabFleet, tiny_guest: GuestImage
+) -> None:
+    lab = fleet.lab
+    home, readers = start_vms(fleet, tiny_guest)
+    leader = leader_host(lab)
+    victims = [leader, next(h for h in lab.hosts if h.name != leader.name)]
+    with HeartbeatPoller(readers), DomainSampler(lab, interval_s=0.1) as sampler:
+        lost_wall, lost_at = time.time(), time.monotonic()
+        for member in victims:
+            lab.etcd.kill(member)
+        time.sleep(QUORUM_LOSS_S)
+        fenced = fences_since(fleet, lost_wall)
+        during = vm_actions(fleet, lost_at)
+        restart_wall, restart_at = time.time(), time.monotonic()
+        lab.etcd.up(victims)
+        quorum_s = time.monotonic() - restart_at
+        fleet.wait(
+            lambda: all(first_beat_after(readers[vm], restart_at) for vm in HA_VMS),
+            120,
+            "HA VMs beating again after the quorum returned",
+        )
+        time.sleep(3)
+    fence_s = {h: records[0].at - lost_wall for h, records in sorted(fenced.items()) if records}
+    fenced_vms = sorted(r.vm for records in fenced.values() for r in records if r.ok)
+    last_seen_running = {
+        vm: max((s.at for s in sampler.samples if s.hosts_of(vm)), default=0.0) for vm in HA_VMS
+    }
+    down_s = {
+        vm: min(s.at for s in sampler.samples if s.at > lost_at and not s.hosts_of(vm)) - lost_at
+        for vm in HA_VMS
+        if any(s.at > lost_at and not s.hosts_of(vm) for s in sampler.samples)
+    }
+    plain_moved = [s.at for s in sampler.samples if s.hosts_of(PLAIN_VM) != [home[PLAIN_VM]]]
+    beats_again = {vm: first_beat_after(readers[vm], restart_at) - restart_at for vm in HA_VMS}
+    starts = {
+        vm: [end - restart_at for end, ok in fleet.action_times("StartVM", vm, restart_at) if ok]
+        for vm in HA_VMS
+    }
+    back_on = {
+        vm: sorted({h for s in sampler.samples[-5:] for h in s.hosts_of(vm)}) for vm in HA_VMS
+    }
+    print(
+        f"\netcd quorum loss: members of {[m.name for m in victims]} (leader {leader.name}) "
+        f"killed for {QUORUM_LOSS_S:g} s (lease TTL {LEASE_TTL_S} s, agent margin 1 s): "
+        "self-fence after the loss "
+        + ", ".join(f"{h} {s:.1f} s" for h, s in fence_s.items())
+        + f" (median {statistics.median(fence_s.values()):.1f} s); HA VMs seen stopped "
+        + ", ".join(f"{vm} {s:.1f} s" for vm, s in down_s.items())
+        + f" after it; non-HA VM off its host in {len(plain_moved)} samples; VM actions "
+        f"during the loss: {[(a, vm, ok) for _, a, vm, ok in during]}; quorum healthy "
+        f"{quorum_s:.1f} s after the members restarted; StartVM "
+        + ", ".join(f"{vm} {s[0]:.1f} s" if s else f"{vm} none" for vm, s in starts.items())
+        + " and heartbeats again "
+        + ", ".join(f"{vm} {s:.1f} s" for vm, s in beats_again.items())
+        + f" after the restart, on {back_on}"
+    )
+    assert sorted(fence_s) == sorted(home[vm] for vm in HA_VMS)
+    assert fenced_vms == sorted(HA_VMS)
+    assert all(s <= LEASE_TTL_S for s in fence_s.values()), fence_s
+    assert set(down_s) == set(HA_VMS)
+    assert all(last_seen_running[vm] > restart_at for vm in HA_VMS)
+    assert plain_moved == []
+    assert [(a, vm) for _, a, vm, ok in during if ok and a in ("StartVM", "MigrateVM")] == []
+    assert sampler.double_runs(VMS) == []
+    assert restart_wall > max(r.at for records in fenced.values() for r in records)
