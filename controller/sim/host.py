@@ -117,6 +117,7 @@ class SimHost:
         self.local_volumes: dict[str, dict[str, VolumeState]] = {}
         self.snapshots: dict[str, dict[str, SnapshotState]] = {}
         self.fenced: list[FenceRecord] = []
+        self.term = 0
         self.completed_jobs: dict[str, MigrationJob] = {}
         self.version = 0
         self.events_seq = 0
@@ -156,7 +157,26 @@ class SimHost:
 
     def lease_state(self) -> LeaseState:
         """Return the fencing lease as an agent without etcd reports it."""
-        return LeaseState(held=False, granted=False, arbiter="none", ttl_s=0, fenced=self.fenced)
+        return LeaseState(
+            held=False, granted=False, arbiter="none", ttl_s=0, term=self.term, fenced=self.fenced
+        )
+
+    def admit_term(self, raw: str) -> None:
+        """Refuse a call under an older controller term than the newest seen (nodeagent.term)."""
+        try:
+            term = int(raw)
+        except ValueError:
+            raise SimFailure(
+                "invalid_spec", f"X-Corral-Epoch must be an integer, got {raw!r}"
+            ) from None
+        with self.lock:
+            if term < self.term:
+                raise SimFailure(
+                    "conflict",
+                    f"controller term {term} is older than term {self.term} already seen by "
+                    "this host: refused (a newer controller leads)",
+                )
+            self.term = term
 
     def get_domain(self, name: str) -> DomainState:
         """Return one domain; not_found if it is not defined here."""

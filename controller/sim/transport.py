@@ -19,6 +19,7 @@ from urllib.parse import unquote
 import httpx
 from pydantic import BaseModel, ValidationError
 
+from controller.agents import EPOCH_HEADER
 from controller.sim.host import AGENT_VERSION, SimFailure, SimHost
 from nodeagent.models import (
     AgentError,
@@ -179,6 +180,8 @@ class SimTransport(httpx.BaseTransport):
         self, handler: Handler, host: SimHost, params: dict[str, str], request: httpx.Request
     ) -> httpx.Response:
         try:
+            if request.method != "GET" and EPOCH_HEADER in request.headers:
+                host.admit_term(request.headers[EPOCH_HEADER])
             result = handler(self, host, params, request)
         except SimFailure as exc:
             error = AgentError(

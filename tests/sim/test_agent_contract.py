@@ -42,7 +42,7 @@ class InProcess(httpx.BaseTransport):
 @pytest.fixture(params=["real", "sim"])
 def agent(request: pytest.FixtureRequest) -> Iterator[AgentClient]:
     if request.param == "real":
-        real = Agent(NODE_URI, lease_ttl_s=3600)
+        real = Agent(NODE_URI)
         real.start()
         transport: httpx.BaseTransport = InProcess(create_app(real))
         close: Callable[[], None] = real.close
@@ -127,11 +127,38 @@ def test_conflicting_uuid_and_renamed_spec(agent: AgentClient) -> None:
     assert caught.value.field == "name"
 
 
-def test_lease_epochs_contract(agent: AgentClient) -> None:
-    assert agent.renew_lease("ctl", ttl_s=30, epoch=2).epoch == 2
-    with pytest.raises(AgentConflict):
-        agent.renew_lease("old", ttl_s=30, epoch=1)
-    assert agent.get_lease().holder == "ctl"
+def test_lease_without_etcd_contract(agent: AgentClient) -> None:
+    """Neither agent here has etcd: no lease, nothing fenced, and HA domains may start."""
+    lease = agent.get_lease()
+    assert (lease.arbiter, lease.held, lease.granted, lease.lease_id, lease.fenced) == (
+        "none",
+        False,
+        False,
+        None,
+        [],
+    )
+    assert agent.get_state().lease.arbiter == "none"
+    agent.ensure_network_defined(NetworkSpec(name="lan", mode="isolated", bridge="cr-lan"))
+    agent.ensure_network_active("lan")
+    agent.ensure_pool(PoolSpec(name="vols", type="dir", target_path="/tmp/vols"))
+    agent.ensure_volume("vols", VolumeSpec(name="web-1-root", capacity_bytes=2**30))
+    agent.ensure_domain_defined(domain().model_copy(update={"ha": True}))
+    assert agent.ensure_running("web-1").state == "running"
+
+
+def test_term_contract(agent: AgentClient, request: pytest.FixtureRequest) -> None:
+    """A mutating call under an older controller term than one seen is refused; reads never."""
+    term = 2
+    agent.epoch = lambda: term
+    agent.ensure_network_defined(NetworkSpec(name="lan", mode="isolated", bridge="cr-lan"))
+    assert agent.get_lease().term == 2
+    term = 1
+    with pytest.raises(AgentConflict, match="controller term 1 is older than term 2"):
+        agent.ensure_network_active("lan")
+    assert agent.get_network("lan").active is False
+    assert agent.get_lease().term == 2
+    term = 3
+    assert agent.ensure_network_active("lan").changed
 
 
 def test_state_leaves_out_the_volumes_of_named_pools(agent: AgentClient) -> None:
