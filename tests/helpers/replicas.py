@@ -60,10 +60,12 @@ def test_driver_agent(tmp_path: Path) -> Iterator[AgentProcess]:
 
 
 class ControllerProcess:
-    """One `corral controller` replica process with its own identity, state dir and log."""
+    """One `corral controller` replica process with its own identity, state dir and log;
+    `lead_ttl_s` is how long its lead lasts unrenewed (`--lease-ttl`: the leader's lease in
+    the store, not the hosts' fencing leases, which live in etcd)."""
 
     def __init__(
-        self, identity: str, manifests: Path, db: str, work: Path, lease_ttl_s: float
+        self, identity: str, manifests: Path, db: str, work: Path, lead_ttl_s: float
     ) -> None:
         self.identity = identity
         self.log = work / f"{identity}.log"
@@ -72,7 +74,7 @@ class ControllerProcess:
             "--db", db,
             "--identity", identity,
             "--state-dir", str(work / identity),
-            "--lease-ttl", str(lease_ttl_s),
+            "--lease-ttl", str(lead_ttl_s),
             "--poll", "0.2",
             "--resync", "2",
         ]  # fmt: skip

@@ -2,8 +2,8 @@
 
 The real Controller on the simulated fleet: after a quiet pass (nothing planned, nothing
 written, nothing clock-bound) the next passes return its result without planning, until
-the store moves (a manifest, a host's state), the hosts' failure makes time matter, or
-`replan_s` passes.
+the store moves (a manifest, a host's state), a host's etcd lease comes or goes, the
+hosts' failure makes time matter, or `replan_s` passes.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from arbiter import make_settings
 from controller.agentpool import AgentPool
 from controller.loop import Controller, SourceSetting
 from controller.sim import INSTANT, SimFleet, write_fleet
@@ -115,15 +116,17 @@ def test_a_plan_left_open_by_a_dead_pass_is_closed_as_interrupted(setup) -> None
     assert store.get_plan(other).summary.startswith("interrupted")
 
 
-def test_quiet_passes_hold_while_leases_count_down(setup) -> None:
-    """Each read shows a lease closer to expiry; that alone is no change to plan from."""
-    ctl = setup.make(observe_interval_s=0.0)
+def test_a_hosts_lease_going_in_etcd_ends_the_quiet_passes(setup) -> None:
+    """The lease watch changes no stored row: it must end the quiet passes itself."""
+    # The watch is not started (no etcd runs here): its changes are applied by hand.
+    ctl = setup.make(observe_interval_s=30.0, etcd=make_settings("http://127.0.0.1:2379"))
     settle(ctl)
-    assert ctl.leases.renew_due()  # the agents now hold leases: a real change
+    assert not ctl.reconcile().replanned
+    ctl.lease_watch.apply("DELETE", "h0001")  # etcd let h0001's lease expire
+    assert ctl.reconcile().replanned
     settle(ctl)
-    time.sleep(0.3)  # every host's lease.expires_in_s has moved by the next read
-    result = ctl.reconcile()
-    assert not result.replanned and result.converged
+    ctl.lease_watch.apply("PUT", "h0001")  # and its agent holds a new one
+    assert ctl.reconcile().replanned
 
 
 def test_the_pass_that_finishes_the_work_is_settled(setup) -> None:

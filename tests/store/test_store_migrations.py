@@ -32,7 +32,7 @@ def test_opening_twice_keeps_data_and_schema(open_db: Callable[[], Store], db_ur
     assert second.get("VirtualMachine", "web-1").resource_version == 1
     engine = create_engine(_engine_url(db_url))
     try:
-        assert current_revision(engine) == head_revision() == "0002"
+        assert current_revision(engine) == head_revision() == "0003"
     finally:
         engine.dispose()
 

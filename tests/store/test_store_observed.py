@@ -1,4 +1,8 @@
-"""Observed hosts and the lease bookkeeping that must survive a controller restart."""
+"""Observed hosts, and the power fence that must survive a controller restart.
+
+The hosts' fencing leases are not stored: they live in etcd, and a restarted controller
+reads them there again (controller.leasewatch).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from collections.abc import Callable
 import pytest
 from conftest import FakeClock
 
-from controller.store import InvalidInput, NotFound, Store
+from controller.store import NotFound, Store
 
 STATE = {"host": "h1", "domains": [{"name": "web-1", "state": "running"}], "memoryMib": 4096}
 
@@ -30,11 +34,11 @@ def test_an_observation_is_stored_and_changes_are_reported(store: Store, clock: 
 def test_volatile_fields_alone_are_no_change(store: Store, clock: FakeClock) -> None:
     """Free memory, the event counter and the lease countdown move on every read."""
     state = {**STATE, "free_memory_mib": 100, "events_seq": 3}
-    state["lease"] = {"held": True, "epoch": 2, "expires_in_s": 9.5}
+    state["lease"] = {"held": True, "arbiter": "etcd", "term": 2, "expires_in_s": 9.5}
     assert store.put_observed("h1", reachable=True, state=state) is True
     revision = store.revision()
     moved = {**state, "free_memory_mib": 90, "events_seq": 4}
-    moved["lease"] = {"held": True, "epoch": 2, "expires_in_s": 6.1}
+    moved["lease"] = {"held": True, "arbiter": "etcd", "term": 2, "expires_in_s": 6.1}
     clock.advance(3)
     assert store.put_observed("h1", reachable=True, state=moved) is False
     assert store.revision() == revision
@@ -48,7 +52,7 @@ def test_volatile_fields_alone_are_no_change(store: Store, clock: FakeClock) -> 
     assert store.put_observed("h1", reachable=True, state=again) is False
     revision = store.revision()
     # Anything else is a change, and is stored whole.
-    lost = {**moved, "lease": {"held": False, "epoch": 2, "expires_in_s": -1.0}}
+    lost = {**moved, "lease": {"held": False, "arbiter": "etcd", "term": 2, "expires_in_s": -1.0}}
     assert store.put_observed("h1", reachable=True, state=lost) is True
     assert store.get_observed("h1").state == lost and store.revision() > revision
 
@@ -67,25 +71,25 @@ def test_an_unreachable_host_keeps_its_last_state(store: Store, clock: FakeClock
     )
 
 
-def test_lease_bookkeeping_survives_a_restart(
+def test_an_observation_and_its_power_fence_survive_a_restart(
     open_db: Callable[[], Store], clock: FakeClock
 ) -> None:
     store = open_db()
-    store.record_lease_sent("h1", epoch=3, ttl_s=10)
-    sent = clock.now
-    clock.advance(1)
-    assert store.record_lease_acked("h1", epoch=3) is True
-    acked = clock.now
-    assert store.record_lease_acked("h1", epoch=2) is False
+    store.put_observed("h1", reachable=True, state=STATE)
+    seen = clock.now
+    clock.advance(30)
+    store.put_observed("h1", reachable=False, error="no route to host")
+    fenced = clock.advance(5)
+    store.record_power_fenced("h1", fenced)
     store.close()
     host = open_db().get_observed("h1")
-    assert (host.lease_sent_at, host.lease_acked_at, host.lease_ttl_s, host.lease_epoch) == (
-        sent,
-        acked,
-        10,
-        3,
+    assert (host.reachable, host.state, host.last_seen, host.last_error) == (
+        False,
+        STATE,
+        seen,
+        "no route to host",
     )
-    assert host.reachable is False
+    assert host.power_fenced_at == fenced
 
 
 def test_power_fencing_is_recorded_and_cleared(store: Store, clock: FakeClock) -> None:
@@ -106,11 +110,6 @@ def test_hosts_are_listed_and_forgotten(store: Store) -> None:
     assert store.delete_observed("h1") is False
     with pytest.raises(NotFound):
         store.get_observed("h1")
-
-
-def test_a_lease_needs_a_positive_ttl(store: Store) -> None:
-    with pytest.raises(InvalidInput, match="lease_ttl_s"):
-        store.record_lease_sent("h1", epoch=1, ttl_s=0)
 
 
 def _host_state(**changes):

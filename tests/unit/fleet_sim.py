@@ -5,8 +5,15 @@ states as the agent's ensure verb would on libvirt (define sets the persistent s
 the values libvirt fills in, start makes the live config equal to it, a running VM takes
 memory and vCPU changes live only within its maxima, undefine refuses a running domain,
 start refuses missing networks and volumes, migration moves the domain, a shared pool
-shows the same volumes on every host). Hosts can be killed and revived; a revived host
-comes back with its HA domains self-fenced, as the agent's lease watchdog does.
+shows the same volumes on every host).
+
+Each agent keeps its own etcd lease alive, whether the controller reaches it or not; the
+controller's picture of the lease keys is `HostObservation.lease`. A killed host stops
+answering and stops its keepalives: etcd lets its key go LEASE_TTL later. A cut host
+only stops answering the controller and keeps its key. A revived host comes back with its
+HA domains self-fenced if its lease lapsed meanwhile, as the agent's watchdog does. A
+fleet built with `etcd=False` is the single-host default: the controller has no arbiter
+and the agents report arbiter "none".
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from controller.plan.model import (
     ActionType,
     Desired,
     HostObservation,
+    LeaseObservation,
     Observed,
     Plan,
     PolicyContext,
@@ -42,14 +50,21 @@ from schemas.kinds import KINDS, AnyResource
 T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 MACHINE = "pc-i440fx-8.0"
 """What libvirt fills in for a domain that leaves the machine type open."""
+LEASE_TTL = timedelta(seconds=10)
+"""The etcd lease TTL of every simulated host: its key goes this long after its last keepalive."""
+AGENT_FENCE_MARGIN = timedelta(seconds=2)
+"""An agent destroys its HA domains this long before etcd lets its lease expire."""
 
 
 class SimError(RuntimeError):
     """An action the fake agent refuses, as the real one would (conflict, not found)."""
 
 
-def host_state(name: str, cpus: int = 8, memory_mib: int = 16384) -> HostState:
-    """Return an empty HostState of a host with `cpus` and `memory_mib`."""
+def host_state(
+    name: str, cpus: int = 8, memory_mib: int = 16384, arbiter: str = "etcd"
+) -> HostState:
+    """Return an empty HostState of a host with `cpus` and `memory_mib`, whose agent holds its
+    etcd lease (arbiter "none": an agent without etcd)."""
     return HostState(
         hostname=name,
         agent_version="sim",
@@ -64,7 +79,13 @@ def host_state(name: str, cpus: int = 8, memory_mib: int = 16384) -> HostState:
         networks=[],
         pools=[],
         hooks={},
-        lease=LeaseState(held=True, granted=True, ttl_s=10, expires_in_s=10),
+        lease=LeaseState(
+            held=arbiter == "etcd",
+            granted=arbiter == "etcd",
+            arbiter=arbiter,
+            ttl_s=LEASE_TTL.total_seconds(),
+            expires_in_s=8 if arbiter == "etcd" else None,
+        ),
         events_seq=0,
     )
 
@@ -75,14 +96,15 @@ def _uuid(*parts: str) -> str:
 
 @dataclass
 class SimHost:
-    """One fake host: its state, whether its agent answers, and fence bookkeeping."""
+    """One fake host: its state, whether its agent answers, its lease, fence bookkeeping."""
 
     state: HostState
     reachable: bool = True
     last_known: HostState | None = None
     """What the controller last read, kept while the host does not answer."""
     last_seen: datetime | None = None
-    lease_sent_at: datetime | None = None
+    lease_gone_at: datetime | None = None
+    """When etcd lets the host's key go (its agent stopped its keepalives); None: kept alive."""
     power_fenced_at: datetime | None = None
 
 
@@ -97,13 +119,21 @@ class FleetSim:
     applied: list[Action] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     shared_volumes: dict[str, dict[str, VolumeState]] = field(default_factory=dict)
+    etcd: bool = True
+    """Whether the controller has an arbiter (etcd); False: `HostObservation.lease` is None."""
+    etcd_synced: bool = True
+    """Whether the controller's watch of etcd is in sync (False: every lease is unknown)."""
 
     @classmethod
-    def of(cls, *names: str, cpus: int = 8, memory_mib: int = 16384, **kw: object) -> FleetSim:
-        """Return a fleet of empty hosts with these names."""
-        sim = cls({n: SimHost(host_state(n, cpus, memory_mib)) for n in names}, **kw)
+    def of(
+        cls, *names: str, cpus: int = 8, memory_mib: int = 16384, etcd: bool = True, **kw: object
+    ) -> FleetSim:
+        """Return a fleet of empty hosts with these names (`etcd` False: no arbiter at all)."""
+        arbiter = "etcd" if etcd else "none"
+        hosts = {n: SimHost(host_state(n, cpus, memory_mib, arbiter)) for n in names}
+        sim = cls(hosts, etcd=etcd, **kw)
         for host in sim.hosts.values():
-            host.last_seen = host.lease_sent_at = sim.now
+            host.last_seen = sim.now
         return sim
 
     # --- the observed picture -------------------------------------------------------------
@@ -119,31 +149,55 @@ class FleetSim:
                 reachable=host.reachable,
                 state=seen.model_copy(deep=True),
                 last_seen=host.last_seen,
-                lease_sent_at=host.lease_sent_at,
-                lease_acked_at=host.lease_sent_at,
+                lease=self.lease_of(host),
                 power_fenced_at=host.power_fenced_at,
             )
         return Observed(hosts=out, now=self.now)
 
+    def lease_of(self, host: SimHost) -> LeaseObservation | None:
+        """Return the host's etcd lease as the controller's watch sees it now."""
+        if not self.etcd:
+            return None
+        if not self.etcd_synced:
+            return LeaseObservation(alive=None)
+        if host.lease_gone_at is None or self.now < host.lease_gone_at:
+            return LeaseObservation(alive=True)
+        return LeaseObservation(alive=False, gone_since=host.lease_gone_at)
+
     def tick(self) -> None:
-        """Advance the clock one step; reachable hosts renew their lease and are seen."""
+        """Advance the clock one step; reachable hosts are seen."""
         self.now += self.step
         for host in self.hosts.values():
             if host.reachable:
-                host.last_seen = host.lease_sent_at = self.now
+                host.last_seen = self.now
 
     def kill(self, name: str) -> None:
-        """Make a host stop answering (its guests keep running until it self-fences)."""
+        """Make a host stop answering and stop keeping its lease alive: etcd lets its key go
+        LEASE_TTL later (its guests keep running until its agent self-fences)."""
+        host = self.hosts[name]
+        self.cut(name)
+        if self.etcd and host.lease_gone_at is None:
+            host.lease_gone_at = self.now + LEASE_TTL
+
+    def cut(self, name: str) -> None:
+        """Make a host stop answering the controller only: its agent keeps its lease alive."""
         host = self.hosts[name]
         if host.reachable:
             host.last_known = host.state.model_copy(deep=True)
         host.reachable = False
 
     def revive(self, name: str) -> None:
-        """Bring a host back; its HA guests were self-fenced while its lease was expired."""
+        """Bring a host back with a lease again; if its lease lapsed meanwhile, its agent
+        destroyed its HA guests (before etcd let the key go)."""
         host = self.hosts[name]
         host.reachable = True
-        host.last_seen = host.lease_sent_at = self.now
+        host.last_seen = self.now
+        lapsed = host.lease_gone_at is not None and (
+            self.now >= host.lease_gone_at - AGENT_FENCE_MARGIN
+        )
+        host.lease_gone_at = None
+        if not lapsed:
+            return
         for i, dom in enumerate(host.state.domains):
             if dom.ha and dom.state == "running":
                 host.state.domains[i] = dom.model_copy(
@@ -393,6 +447,8 @@ class FleetSim:
             host.last_known = host.state.model_copy(deep=True)
         host.power_fenced_at = self.now
         host.reachable = False
+        if self.etcd and host.lease_gone_at is None:
+            host.lease_gone_at = self.now + LEASE_TTL  # switched off: no more keepalives
         for i, dom in enumerate(host.state.domains):
             host.state.domains[i] = dom.model_copy(
                 update={"state": "shutoff", "reason": "destroyed", "live": None}

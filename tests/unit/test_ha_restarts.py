@@ -4,12 +4,22 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
 from test_scheduler_fixtures import anti, host, policy, vm
 
 from controller.ha import (
+    AGENT_ANSWERING,
+    ARBITER_UNREACHABLE,
     HA_RESTART,
+    LEASE_EXPIRED,
+    LEASE_HELD,
+    NEVER_REACHED,
+    NO_ARBITER,
     NO_HOST_FOR_RESTART,
     NOT_HIGHLY_AVAILABLE,
+    NOT_PROVABLY_OFF,
+    WAITING_FOR_FENCE,
+    WAITING_FOR_LEASE,
     HostHealth,
     HostState,
     find_stale_copies,
@@ -17,13 +27,13 @@ from controller.ha import (
 )
 
 
-def failed(name: str, safe: bool = True) -> HostHealth:
+def failed(name: str, safe: bool = True, reason: str | None = None) -> HostHealth:
     return HostHealth(
         name,
         HostState.FAILED,
         safe,
-        "LeaseExpired" if safe else "WaitingForLeaseExpiry",
-        f"Host {name} failed" + ("" if safe else "; its VMs may still run until 12:00:18"),
+        reason or (LEASE_EXPIRED if safe else WAITING_FOR_LEASE),
+        f"Host {name} failed" + ("" if safe else "; its HA VMs restart elsewhere at 12:00:15"),
     )
 
 
@@ -66,26 +76,40 @@ def test_capacity_runs_out_lowest_priority_says_why():
     )
 
 
-def test_not_yet_safe_waits_with_the_hosts_reason():
+@pytest.mark.parametrize(
+    "reason", [WAITING_FOR_LEASE, NO_ARBITER, ARBITER_UNREACHABLE, NOT_PROVABLY_OFF,
+               WAITING_FOR_FENCE],
+)  # fmt: skip
+def test_not_yet_safe_waits_with_the_hosts_reason(reason):
     hosts = [host("dead", healthy=False), host("b")]
     plan = plan_ha_restarts(
-        {"dead": failed("dead", safe=False)}, {"dead": [vm("web", ha=True)]}, hosts, policy()
+        {"dead": failed("dead", safe=False, reason=reason)},
+        {"dead": [vm("web", ha=True), vm("batch")]},
+        hosts,
+        policy(),
     )
-    assert summary(plan) == [("web", "dead", "WaitingForLeaseExpiry", None)]
+    assert summary(plan) == [
+        ("web", "dead", reason, None),
+        ("batch", "dead", NOT_HIGHLY_AVAILABLE, None),
+    ]
     assert plan.decisions[0].message == (
-        "Not restarting web: Host dead failed; its VMs may still run until 12:00:18"
+        "Not restarting web: Host dead failed; its HA VMs restart elsewhere at 12:00:15"
     )
     assert plan.restarts == ()
 
 
-def test_up_and_suspect_hosts_are_ignored():
-    hosts = [host("a"), host("b")]
+def test_up_suspect_and_unknown_hosts_are_ignored():
+    hosts = [host("a"), host("b"), host("c")]
     health = {
-        "a": HostHealth("a", HostState.UP, False, "AgentAnswering", ""),
-        "b": HostHealth("b", HostState.SUSPECT, False, "AgentUnreachable", ""),
+        "a": HostHealth("a", HostState.UP, False, AGENT_ANSWERING, ""),
+        "b": HostHealth("b", HostState.SUSPECT, False, LEASE_HELD, ""),
+        "c": HostHealth("c", HostState.UNKNOWN, False, NEVER_REACHED, ""),
     }
     plan = plan_ha_restarts(
-        health, {"a": [vm("x", ha=True)], "b": [vm("y", ha=True)]}, hosts, policy()
+        health,
+        {"a": [vm("x", ha=True)], "b": [vm("y", ha=True)], "c": [vm("z", ha=True)]},
+        hosts,
+        policy(),
     )
     assert plan.decisions == ()
 

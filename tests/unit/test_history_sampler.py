@@ -80,7 +80,7 @@ class InProcessLink(httpx.BaseTransport):
 def converged(tmp_path: Path) -> Iterator[tuple[Store, AgentPool]]:
     (tmp_path / "m").mkdir()
     (tmp_path / "m" / "fleet.yaml").write_text(MANIFESTS)
-    agent = Agent(NODE_URI, lease_ttl_s=3600)
+    agent = Agent(NODE_URI)
     agent.start()
     link = InProcessLink(create_app(agent))
     pool = AgentPool(transport_for={"h1": link}.get)

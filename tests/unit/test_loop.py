@@ -75,7 +75,7 @@ class Fleet:
         self.agents = {}
         self.links = {}
         for host in hosts:
-            agent = Agent(NODE_URI, lease_ttl_s=3600)
+            agent = Agent(NODE_URI)
             agent.start()
             self.agents[host] = agent
             self.links[host] = InProcessLink(create_app(agent))
@@ -274,11 +274,15 @@ def test_unreachable_agent_holds_back_only_its_host(make_fleet):
     assert fleet.domains("h1") == {"a-1": "running", "a-2": "running"}
     assert fleet.ready("VirtualMachine", "a-2") == ("True", "Converged")
     assert fleet.ready("Host", "h1") == ("True", "HostUp")
-    assert fleet.ready("Host", "h2") == ("False", "AgentUnreachable")
-    assert fleet.ready("VirtualMachine", "b-1") == ("False", "AgentUnreachable")
+    # This controller has no etcd: a host that does not answer is failed at once, and
+    # nothing of it restarts elsewhere (no arbiter can prove its VMs stopped).
+    assert fleet.ready("Host", "h2") == ("False", "HostFailed")
+    assert fleet.ready("VirtualMachine", "b-1") == ("False", "NotHighlyAvailable")
     b1 = fleet.store.get("VirtualMachine", "b-1").obj.status
     assert b1.condition("Stalled") is None
+    assert (b1.phase.value, b1.host) == ("Unknown", "h2")
     assert "h2" in b1.condition("Ready").message
+    assert "no etcd is configured" in b1.condition("Ready").message
     assert results[-1].not_ready == ["Host/h2", "VirtualMachine/b-1", "VirtualMachine/b-2"]
 
     fleet.links["h2"].cut = False

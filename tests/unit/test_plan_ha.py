@@ -1,15 +1,15 @@
-"""HA: restarts after a host fails and its lease expires, fencing, stale copies on return."""
+"""HA: restarts after a host fails and its etcd lease expires, fencing, stale copies on return."""
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import timedelta
 
-from fleet_sim import desired_of, summary
+import pytest
+from fleet_sim import LEASE_TTL, converge, desired_of, summary
 from plan_fixtures import POLICY, converged, host, network, pool, shared_pool, verdict, vm
 
 from controller.plan import plan
-from controller.plan.health import REQUEST_TIMEOUT_S
+from controller.plan.health import assess_hosts
 from schemas.vm import VirtualMachineStatus
 
 HOSTS = ("host-a", "host-b", "host-c")
@@ -23,8 +23,11 @@ def objects(fencing=None, vms=None):
     return out
 
 
-SAFE_AFTER_S = 10 + REQUEST_TIMEOUT_S + 5
-"""Lease TTL 10s + request timeout + margin 5s after the last renewal sent."""
+MARGIN_S = POLICY.default.ha_restart_margin_s
+GONE_AFTER_S = LEASE_TTL.total_seconds()
+"""etcd lets a killed host's key go one TTL after its last keepalive."""
+SAFE_AFTER_S = GONE_AFTER_S + MARGIN_S
+"""The key gone, plus the margin for clock drift and the kill."""
 
 FLEET_VMS = {
     "db": {"ha": {"enabled": True, "priority": 90}},
@@ -41,8 +44,8 @@ def unpinned(fencing=None, vms=FLEET_VMS):
     return out
 
 
-def failed_fleet(fencing=None):
-    sim = converged(objects(fencing, FLEET_VMS), *HOSTS, shared_pools={"shared"})
+def failed_fleet(fencing=None, **sim_kw):
+    sim = converged(objects(fencing, FLEET_VMS), *HOSTS, shared_pools={"shared"}, **sim_kw)
     sim.kill("host-a")
     return sim
 
@@ -56,6 +59,17 @@ def test_suspect_host_nothing_restarts_yet():
     assert verdict(p, "VirtualMachine", "batch") == (False, "AgentUnreachable", False)
     assert p.verdicts[("VirtualMachine", "db")].fields["phase"] == "Unknown"
     assert p.verdicts[("Host", "host-a")].fields["phase"] == "NonResponsive"
+    assert "keeps its etcd lease alive" in p.verdicts[("Host", "host-a")].message
+
+
+def test_host_cut_from_the_controller_only_is_never_restarted_from():
+    sim = converged(objects(None, FLEET_VMS), *HOSTS, shared_pools={"shared"})
+    sim.cut("host-a")
+    sim.now += timedelta(hours=1)
+    p = plan(desired_of(*unpinned()), sim.observed(), POLICY)
+    assert summary(p) == []
+    assert verdict(p, "VirtualMachine", "db") == (False, "AgentUnreachable", False)
+    assert verdict(p, "Host", "host-a") == (False, "LeaseHeld", False)
 
 
 def test_failed_host_with_expired_lease_restarts_ha_vms_in_priority_order():
@@ -80,12 +94,47 @@ def test_just_before_the_lease_is_safe_nothing_restarts():
     sim.now += timedelta(seconds=SAFE_AFTER_S - 1)
     p = plan(desired_of(*unpinned()), sim.observed(), POLICY)
     assert summary(p) == []
+    assert verdict(p, "VirtualMachine", "db") == (False, "WaitingForFence", False)
+
+
+@pytest.mark.parametrize(
+    ("sim_kw", "host_reason"),
+    [
+        pytest.param({"etcd": False}, "NoArbiter", id="no-etcd"),
+        pytest.param({"etcd_synced": False}, "ArbiterUnreachable", id="etcd-unreadable"),
+    ],
+)
+def test_without_proof_from_etcd_nothing_restarts_ever(sim_kw, host_reason):
+    sim = failed_fleet(**sim_kw)
+    sim.now += timedelta(hours=1)
+    p = plan(desired_of(*unpinned()), sim.observed(), POLICY)
+    assert summary(p) == []
+    assert verdict(p, "VirtualMachine", "db") == (False, "WaitingForFence", False)
+    assert verdict(p, "Host", "host-a") == (False, "HostFailed", False)
+    assert sim.running()["db"] == ["host-a"]
+    health = assess_hosts(
+        {o.name: o for o in unpinned() if o.kind == "Host"},
+        sim.observed().hosts,
+        POLICY,
+        sim.now,
+    )
+    assert health["host-a"].reason == host_reason
+
+
+def test_a_host_whose_agent_runs_without_etcd_is_never_restarted_from():
+    sim = failed_fleet()
+    agent_state = sim.hosts["host-a"].last_known
+    agent_state.lease = agent_state.lease.model_copy(update={"arbiter": "none"})
+    sim.now += timedelta(hours=1)
+    p = plan(desired_of(*unpinned()), sim.observed(), POLICY)
+    assert summary(p) == []
+    assert "its agent runs without etcd" in p.verdicts[("VirtualMachine", "db")].message
 
 
 def test_power_fence_is_asked_for_then_restart_after_confirmation():
     ipmi = {"method": "ipmi", "address": "10.0.0.1"}
     sim = failed_fleet(ipmi)
-    sim.now += timedelta(seconds=11)
+    sim.now += timedelta(seconds=GONE_AFTER_S + 1)
     p = plan(desired_of(*unpinned(ipmi)), sim.observed(), POLICY)
     assert summary(p) == [("FenceHost", "Host/host-a", None, "Fencing")]
     sim.apply(p)
@@ -116,13 +165,11 @@ def test_ha_restart_that_fits_nowhere_says_why():
     vms = {"big-1": big, "big-2": big, "big-3": big}
     sim = converged([*objects(None, {})], *HOSTS, shared_pools={"shared"})
     desired = desired_of(*unpinned(vms=vms))
-    from fleet_sim import converge
-
     converge(sim, desired, POLICY)
     assert sorted(sim.running()) == ["big-1", "big-2", "big-3"]
     victim = sim.running()["big-1"][0]
     sim.kill(victim)
-    sim.now += timedelta(seconds=30)
+    sim.now += timedelta(seconds=SAFE_AFTER_S)
     p = plan(desired, sim.observed(), POLICY)
     assert summary(p) == []
     v = p.verdicts[("VirtualMachine", "big-1")]
@@ -159,27 +206,30 @@ def test_two_running_copies_without_a_record_are_left_and_reported():
 
 def test_failed_host_before_lease_expiry_waits_and_says_until_when():
     sim = failed_fleet()
-    sim.now += timedelta(seconds=15)
+    sim.now += timedelta(seconds=GONE_AFTER_S + MARGIN_S / 2)
     p = plan(desired_of(*unpinned()), sim.observed(), POLICY)
     assert summary(p) == []
     v = p.verdicts[("VirtualMachine", "db")]
     assert (v.ready, v.reason, v.stalled) == (False, "WaitingForFence", False)
-    safe_at = sim.hosts["host-a"].lease_sent_at + timedelta(seconds=SAFE_AFTER_S)
-    assert f"lease expires at {safe_at:%Y-%m-%d %H:%M:%S}" in v.message
+    gone = sim.hosts["host-a"].lease_gone_at
+    safe_at = gone + timedelta(seconds=MARGIN_S)
+    assert v.message == (
+        f"Not restarting db: Host host-a failed; its etcd lease expired at "
+        f"{gone:%Y-%m-%d %H:%M:%S}: its HA VMs restart elsewhere at "
+        f"{safe_at:%Y-%m-%d %H:%M:%S}, after a margin of {MARGIN_S:g}s"
+    )
     assert verdict(p, "VirtualMachine", "batch") == (False, "NotHighlyAvailable", False)
     assert verdict(p, "Host", "host-a") == (False, "HostFailed", False)
 
 
-def test_a_lease_granted_with_a_longer_ttl_than_the_spec_now_says_is_waited_out():
+def test_a_host_back_before_its_lease_lapsed_keeps_its_ha_vms_and_nothing_restarts():
     sim = failed_fleet()
-    sim.now += timedelta(seconds=SAFE_AFTER_S)
-    observed = sim.observed()
-    # host-a's last renewal granted 60 s; the spec has since been lowered to 10 s.
-    longer = dataclasses.replace(observed.hosts["host-a"], lease_ttl_s=60)
-    observed = dataclasses.replace(observed, hosts={**observed.hosts, "host-a": longer})
-    p = plan(desired_of(*unpinned()), observed, POLICY)
-    assert summary(p) == []
-    assert verdict(p, "VirtualMachine", "db")[1] == "AgentUnreachable"
+    sim.now += timedelta(seconds=GONE_AFTER_S / 2)
+    desired = desired_of(*unpinned())
+    assert summary(plan(desired, sim.observed(), POLICY)) == []
+    sim.revive("host-a")
+    assert plan(desired, sim.observed(), POLICY).empty
+    assert sim.running() == {"batch": ["host-a"], "db": ["host-a"], "web": ["host-a"]}
 
 
 def test_ha_vm_with_a_host_local_disk_waits_for_its_host_never_restarts_empty():

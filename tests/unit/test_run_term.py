@@ -1,6 +1,6 @@
-"""`corral up` / `corral apply` take their lease epoch from the store's leader term, one
-term per run, so an agent that saw a `corral controller` replica's term accepts the next
-run (SQLite, and PostgreSQL when up)."""
+"""`corral up` / `corral apply` take their term (the fencing token on mutating agent calls)
+from the store's leader term, one term per run, so an agent that saw a `corral controller`
+replica's term accepts the next run (SQLite, and PostgreSQL when up)."""
 
 from __future__ import annotations
 
@@ -13,13 +13,11 @@ import pytest
 from typer.testing import CliRunner
 
 from controller.agentpool import AgentPool
-from controller.agents import AgentConflict
+from controller.agents import AgentClient, AgentConflict
 from controller.cli.main import app
 from controller.leader import LeaderElector, LeadHeld, hold_run_term
-from controller.leases import LeaseKeeper
 from controller.loop import Controller
 from controller.store import Fenced, open_store
-from schemas.host import Host
 from tests.helpers.agent_server import serving_agent
 from tests.helpers.db_urls import db_url_fixtures
 
@@ -32,6 +30,17 @@ metadata:
   name: node-1
 spec:
   address: {address}
+"""
+
+NETWORK = """\
+apiVersion: corral.dev/v1alpha1
+kind: Network
+metadata:
+  name: {name}
+spec:
+  mode: isolated
+  ipv4:
+    cidr: {cidr}
 """
 
 
@@ -51,8 +60,12 @@ def _run(command: str, manifests: Path, db_url: str, state_dir: Path) -> None:
     assert result.exit_code == 0, result.output
 
 
+def _network(manifests: Path, name: str, cidr: str) -> None:
+    (manifests / f"{name}.yaml").write_text(NETWORK.format(name=name, cidr=cidr))
+
+
 @pytest.mark.parametrize("command", sorted(RUNS))
-def test_a_run_after_a_replica_term_renews_with_the_next_epoch(
+def test_a_run_after_a_replica_term_acts_under_the_next_term(
     command: str, db_url: str, tmp_path: Path
 ):
     manifests = tmp_path / "manifests"
@@ -60,25 +73,34 @@ def test_a_run_after_a_replica_term_renews_with_the_next_epoch(
     state_dir = tmp_path / "state"
     with serving_agent(NODE_URI) as agent:
         (manifests / "host.yaml").write_text(HOST.format(address=agent.base_url))
-        _run(command, manifests, db_url, state_dir)  # term 1: the Host is stored
+        _network(manifests, "net-1", "10.97.1.0/24")
+        _run(command, manifests, db_url, state_dir)  # term 1 defines net-1
+        assert agent.get_lease().term == 1
 
-        # A `corral controller` replica leads in term 2 and renews the agent's lease.
+        # A `corral controller` replica leads in term 2 and acts on the agent.
         store = open_store(db_url)
         try:
             replica = LeaderElector(store, "replica-a")
             assert replica.try_acquire().epoch == 2
-            agent.renew_lease("replica-a", 60.0, epoch=2)
+            with AgentClient(agent.base_url, epoch=lambda: 2) as under_replica:
+                under_replica.ensure_network_active("net-1")
             replica.release()
         finally:
             store.close()
+        assert agent.get_lease().term == 2
 
-        _run(command, manifests, db_url, state_dir)  # term 3
-        lease = agent.get_lease()
-        # The fixed epoch 1 that runs used before is what the agent now refuses.
-        with pytest.raises(AgentConflict, match="older than the held epoch 3"):
-            agent.renew_lease("corral-controller", 60.0, epoch=1)
+        # The next run defines net-2 under term 3: a run under a fixed term would be
+        # refused here, the agent having seen term 2.
+        _network(manifests, "net-2", "10.97.2.0/24")
+        _run(command, manifests, db_url, state_dir)
+        assert {n.name for n in agent.list_networks()} >= {"net-1", "net-2"}
+        assert agent.get_lease().term == 3
+        with (
+            AgentClient(agent.base_url, epoch=lambda: 2) as deposed,
+            pytest.raises(AgentConflict, match="controller term 2 is older than term 3"),
+        ):
+            deposed.ensure_network_active("net-1")
 
-    assert (lease.holder, lease.epoch) == ("corral-controller", 3)
     store = open_store(db_url)
     try:
         term = store.leader_term()
@@ -110,7 +132,7 @@ def test_a_run_waits_for_a_free_lead_and_refuses_a_live_one(db_url: str, control
         replica.release()
         run = hold_run_term(controller, wait_s=0.3)
         try:
-            assert (run.epoch, controller.leases.epoch) == (2, 2)
+            assert (run.epoch, controller.term) == (2, 2)
         finally:
             run.release()
     finally:
@@ -133,20 +155,14 @@ def test_a_run_that_loses_its_lead_is_told_and_fenced(db_url: str, controller):
         other.close()
 
 
-def test_a_new_term_renews_at_once_not_when_the_old_one_was_due(db_url: str):
-    store = open_store(db_url)
-    try:
-        with serving_agent(NODE_URI) as agent:
-            host = Host.model_validate(
-                {"metadata": {"name": "node-1"}, "spec": {"address": agent.base_url}}
-            )
-            keeper = LeaseKeeper(store, lambda: [host], lambda _h: agent, holder="c", epoch=1)
-            assert keeper.renew_due() == ["node-1"]
-            assert keeper.renew_due() == []  # renewed a moment ago: not due
+def test_the_controllers_mutating_calls_carry_its_term(controller):
+    with serving_agent(NODE_URI) as agent:
+        client = controller.pool.client("node-1", agent.base_url)
+        controller.term = 4
+        client.ensure_network_active("default")
+        assert agent.get_lease().term == 4
 
-            keeper.epoch = 2
-            assert keeper.renew_due() == ["node-1"]
-            assert agent.get_lease().epoch == 2
-            assert keeper.renew_due() == []
-    finally:
-        store.close()
+        controller.term = 3  # this controller was deposed and woke up late
+        with pytest.raises(AgentConflict, match="controller term 3 is older than term 4"):
+            client.ensure_network_active("default")
+        assert client.get_lease().term == 4  # reads carry no term: never refused
