@@ -101,9 +101,9 @@ class HostLeaseWatch:
                 self._gone.setdefault(host, now)
             for host in present:
                 self._gone.pop(host, None)
+            changed = not self._synced or present != self._alive
             self._alive = present
             self._started_at = self._started_at or now
-            changed = not self._synced
             self._synced, self._error = True, None
         if changed and self.on_change:
             self.on_change()

@@ -55,6 +55,7 @@ class Agent:
             on_lost=self._on_connection_lost,
         )
         self.ha_cache = HADomainCache()
+        self.terms = TermGuard(term_file)
         self.lease = LeaseKeeper(
             host,
             lease or lease_timing(10),
@@ -64,7 +65,7 @@ class Agent:
             on_fence=self._on_fence,
             state_file=lease_file,
         )
-        self.terms = TermGuard(term_file)
+
         self._stop = threading.Event()
         self.ctx = AgentContext(
             connection=connection,
@@ -72,6 +73,7 @@ class Agent:
             events=self.events,
             lease=self.lease,
             migrations=MigrationJobs(),
+            terms=self.terms,
             migration_uri=migration_uri,
         )
 
@@ -107,7 +109,7 @@ class Agent:
 
     def lease_state(self) -> LeaseState:
         """Return the fencing lease with the newest controller term seen."""
-        return self.lease.state().model_copy(update={"term": self.terms.term})
+        return self.lease.state(term=self.terms.term)
 
     def _fence(self) -> list[FenceRecord]:
         if not self.ctx.connection.uri.startswith(LOCAL_QEMU_URIS):

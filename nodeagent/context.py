@@ -16,6 +16,7 @@ from nodeagent.hooks import Hooks
 if TYPE_CHECKING:
     from nodeagent.lease import LeaseKeeper
     from nodeagent.migration import MigrationJobs
+    from nodeagent.term import TermGuard
 
 
 class NamedLocks:
@@ -43,6 +44,7 @@ class AgentContext:
     events: EventHub
     lease: LeaseKeeper
     migrations: MigrationJobs
+    terms: TermGuard | None = None
     migration_uri: str | None = None
     locks: NamedLocks = field(default_factory=NamedLocks)
     guest_info: GuestInfoCache = field(default_factory=GuestInfoCache)

@@ -225,8 +225,8 @@ class LeaseKeeper:
     def lease(self) -> HeldLease:
         return self._lease
 
-    def state(self) -> LeaseState:
-        """Return the lease as the API reports it."""
+    def state(self, term: int = 0) -> LeaseState:
+        """Return the lease as the API reports it, with the newest controller `term` seen."""
         if self.etcd is None:
             return LeaseState(
                 held=False,
@@ -234,6 +234,7 @@ class LeaseKeeper:
                 arbiter="none",
                 ttl_s=self.timing.ttl_s,
                 margin_s=self.timing.margin_s,
+                term=term,
                 fenced=list(self._fenced),
             )
         now = self._clock()
@@ -248,6 +249,7 @@ class LeaseKeeper:
             margin_s=self.timing.margin_s,
             expires_in_s=deadline - now if lease.acked_sent_at is not None else None,
             error=self._last_error or None,
+            term=term,
             fenced=list(self._fenced),
         )
 

@@ -109,6 +109,6 @@ def read_host_state(ctx: AgentContext, omit_volumes: frozenset[str] = frozenset(
                 key=lambda p: p.name,
             ),
             hooks=ctx.hooks.available(),
-            lease=ctx.lease.state(),
+            lease=ctx.lease.state(term=ctx.terms.term if ctx.terms else 0),
             events_seq=ctx.events.last_seq,
         )

@@ -69,7 +69,7 @@ def run_agent(
     from arbiter import EtcdSettingError, make_settings
     from nodeagent.agent import Agent
     from nodeagent.errors import AgentFailure
-    from nodeagent.lease import LeaseSettingError, lease_timing
+    from nodeagent.lease import LeaseSettingError, lease_timing, load_lease
     from nodeagent.serve import ServeConfigError, build_server
 
     logging.basicConfig(
@@ -96,6 +96,16 @@ def run_agent(
         typer.echo(f"corral agent: {exc}", err=True)
         raise typer.Exit(2) from exc
     base = lease_file or default_lease_file(libvirt_uri, listen)
+    if etcd is None and load_lease(base).lease_id is not None:
+        # Its HA VMs may run under that lease: without etcd this agent would never fence
+        # them, while the controller restarts them elsewhere once the lease expires.
+        typer.echo(
+            f"corral agent: --etcd-endpoints: this host held an etcd lease in this boot "
+            f"({base}); start the agent with etcd, or remove that file once its HA VMs are "
+            "stopped",
+            err=True,
+        )
+        raise typer.Exit(2)
     agent = Agent(
         libvirt_uri,
         hooks_dir=hooks_dir,

@@ -65,3 +65,17 @@ def test_wrong_etcd_certificates_stop_the_controller_naming_them(etcd_tls, tmp_p
     assert "--etcd-ca, --etcd-cert, --etcd-key: etcd refused the TLS handshake" in (
         result.stderr.replace("\n", " ")
     )
+
+
+def test_an_agent_that_held_an_etcd_lease_in_this_boot_will_not_start_without_etcd(tmp_path):
+    import json
+
+    from nodeagent.lease import boot_id
+
+    lease = tmp_path / "lease.json"
+    lease.write_text(json.dumps({"boot_id": boot_id(), "lease_id": 5, "acked_sent_at": 1.0}))
+    result = corral(*AGENT, "127.0.0.1:0", "--lease-file", str(lease))
+    assert result.returncode == 2, result.stderr
+    assert "corral agent: --etcd-endpoints: this host held an etcd lease in this boot" in (
+        result.stderr
+    )
