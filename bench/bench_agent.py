@@ -17,9 +17,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from agentapi import DiskSpec, DomainSpec, NicSpec
 from nodeagent.agent import Agent
 from nodeagent.domains import ensure_domain_defined, ensure_running
-from nodeagent.models import DiskSpec, DomainSpec, NicSpec
 from nodeagent.state import read_host_state
 
 NODE = Path(__file__).resolve().parent.parent / "tests" / "data" / "node.xml"

@@ -25,9 +25,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from controller.plan import Desired, HostObservation, Observed, Plan, PolicyContext, plan
-from controller.plan.model import LeaseObservation
-from nodeagent.models import (
+from agentapi import (
     DomainSpec,
     DomainState,
     HostState,
@@ -38,6 +36,8 @@ from nodeagent.models import (
     PoolState,
     VolumeState,
 )
+from controller.plan import Desired, HostObservation, Observed, Plan, PolicyContext, plan
+from controller.plan.model import LeaseObservation
 from schemas.kinds import KINDS, AnyResource
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)

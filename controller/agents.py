@@ -17,10 +17,7 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from controller import agentverbs
-from controller.agentverbs import A, Verb, agent_path
-from nodeagent.consolemodels import GraphicsTicket, GraphicsTicketRequest
-from nodeagent.models import (
+from agentapi import (
     AgentError,
     AgentEvent,
     ApplyResult,
@@ -29,6 +26,8 @@ from nodeagent.models import (
     BatchResult,
     DomainSpec,
     DomainState,
+    GraphicsTicket,
+    GraphicsTicketRequest,
     Health,
     HostState,
     HostStats,
@@ -46,6 +45,8 @@ from nodeagent.models import (
     VolumeSpec,
     VolumeState,
 )
+from controller import agentverbs
+from controller.agentverbs import A, Verb, agent_path
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 from pydantic import BaseModel
 
-from nodeagent.models import (
+from agentapi import (
     ApplyResult,
     BatchCall,
     DomainSpec,

@@ -4,7 +4,7 @@ terminal detach rule shared by `corral console`.
 The controller opens the agent's websocket with its mTLS client certificate (the
 same `cert_dir` its AgentClient uses) and relays frames between the agent and the
 user's websocket unchanged: binary frames are console bytes, text frames are
-`ConsoleMessage` JSON (see nodeagent.consolemodels).
+`ConsoleMessage` JSON (see agentapi.consoles).
 """
 
 from __future__ import annotations

@@ -18,13 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from controller import agentverbs
-from controller.agents import AgentClient, AgentClientError
-from controller.agentverbs import Verb
-from controller.fencing import FenceError, fence_host
-from controller.plan.model import Action, ActionType, Plan
-from controller.plan.payload import payload_model
-from nodeagent.models import (
+from agentapi import (
     MAX_BATCH_CALLS,
     DomainSpec,
     MigrateRequest,
@@ -33,6 +27,12 @@ from nodeagent.models import (
     SnapshotSpec,
     VolumeSpec,
 )
+from controller import agentverbs
+from controller.agents import AgentClient, AgentClientError
+from controller.agentverbs import Verb
+from controller.fencing import FenceError, fence_host
+from controller.plan.model import Action, ActionType, Plan
+from controller.plan.payload import payload_model
 from schemas.host import Fencing
 
 ClientFor = Callable[[str], AgentClient]

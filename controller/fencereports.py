@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 
+from agentapi import FenceRecord
 from controller.plan.model import Observed
 from controller.store import Store
-from nodeagent.models import FenceRecord
 
 SELF_FENCED = "SelfFenced"
 """Event reason: a host's agent killed an HA VM itself, its etcd lease lapsed."""

@@ -20,7 +20,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from nodeagent.models import HostState, HostStats
+from agentapi import HostState, HostStats
 from schemas.policy import MemoryBalloon
 from schemas.vm import VirtualMachineSpec
 

@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from agentapi import HostState
 from controller.agents import AgentClient, AgentClientError
 from controller.plan.model import HostObservation, Observed
 from controller.sharing import share_field_sets, share_strings
 from controller.store import ObservedHost, Store
-from nodeagent.models import HostState
 from schemas.host import Host
 
 if TYPE_CHECKING:

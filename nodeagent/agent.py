@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from agentapi import FenceRecord, LeaseState
 from arbiter import EtcdSettings, probe
 from nodeagent.connection import Connection, ensure_event_loop
 from nodeagent.context import AgentContext
@@ -17,7 +18,6 @@ from nodeagent.fence import HADomainCache, fence_with_fallback, ha_names_on_disk
 from nodeagent.hooks import Hooks
 from nodeagent.lease import LeaseKeeper, LeaseTiming, lease_timing
 from nodeagent.migration import MigrationJobs
-from nodeagent.models import FenceRecord, LeaseState
 from nodeagent.term import TermGuard
 
 log = logging.getLogger(__name__)

@@ -6,10 +6,10 @@ import logging
 
 import libvirt
 
+from agentapi import VerbResult
 from nodeagent.context import AgentContext
 from nodeagent.domains import lookup_domain
 from nodeagent.errors import conflict, invalid_spec, libvirt_errors
-from nodeagent.models import VerbResult
 
 log = logging.getLogger(__name__)
 

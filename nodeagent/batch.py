@@ -15,7 +15,7 @@ from urllib.parse import unquote, urlencode
 
 from starlette.types import ASGIApp, Message, Scope
 
-from nodeagent.models import BatchAnswer, BatchCall
+from agentapi import BatchAnswer, BatchCall
 
 BATCH_PARALLEL = 16
 """Calls of one batch in flight at once (libvirt verbs run in the app's thread pool)."""

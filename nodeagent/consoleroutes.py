@@ -1,6 +1,6 @@
 """The agent's console endpoints: the serial console and graphics proxy websockets, tickets.
 
-WS   /v1/domains/{name}/console?force=   serial console (see nodeagent.consolemodels)
+WS   /v1/domains/{name}/console?force=   serial console (see agentapi.consoles)
 POST /v1/domains/{name}/graphics-tickets  a one-time ticket for the display
 WS   /v1/domains/{name}/graphics?ticket=&kind=   the display's byte stream (noVNC-ready)
 
@@ -22,9 +22,7 @@ from fastapi import APIRouter, FastAPI, Request, WebSocket
 from starlette.concurrency import run_in_threadpool
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
-from nodeagent.agent import Agent
-from nodeagent.console import ConsoleSessions, ConsoleStream, open_console
-from nodeagent.consolemodels import (
+from agentapi import (
     CLOSE_ERROR_BASE,
     CLOSE_NORMAL,
     ConsoleMessage,
@@ -32,6 +30,8 @@ from nodeagent.consolemodels import (
     GraphicsTicket,
     GraphicsTicketRequest,
 )
+from nodeagent.agent import Agent
+from nodeagent.console import ConsoleSessions, ConsoleStream, open_console
 from nodeagent.domains import lookup_domain
 from nodeagent.errors import AgentFailure, conflict, libvirt_errors, not_found
 from nodeagent.vncproxy import (

@@ -16,8 +16,8 @@ from typing import Any, TypeVar
 import libvirt
 from pydantic import BaseModel
 
+from agentapi import ApplyResult, VerbResult
 from nodeagent.errors import invalid_spec, not_found
-from nodeagent.models import ApplyResult, VerbResult
 
 log = logging.getLogger(__name__)
 

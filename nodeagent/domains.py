@@ -16,6 +16,14 @@ from functools import lru_cache
 import libvirt
 from pydantic import ValidationError
 
+from agentapi import (
+    ApplyResult,
+    DomainSpec,
+    DomainState,
+    FenceRecord,
+    VerbResult,
+    diff_domain_specs,
+)
 from nodeagent.context import AgentContext
 from nodeagent.domxml import (
     CORRAL_NS,
@@ -25,14 +33,6 @@ from nodeagent.domxml import (
     parse_domain,
 )
 from nodeagent.errors import AgentFailure, conflict, invalid_spec, libvirt_errors, not_found
-from nodeagent.models import (
-    ApplyResult,
-    DomainSpec,
-    DomainState,
-    FenceRecord,
-    VerbResult,
-    diff_domain_specs,
-)
 from nodeagent.vocab import domain_reason_name, domain_state_name
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from nodeagent.models import DiskSpec, DomainSpec, NicSpec
+from agentapi import DiskSpec, DomainSpec, NicSpec
 
 CORRAL_NS = "https://corral.dev/xmlns/domain/v1"
 ET.register_namespace("corral", CORRAL_NS)

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 
 import libvirt
 
-from nodeagent.models import AgentError, ErrorType
+from agentapi import AgentError, ErrorType
 
 HTTP_STATUS: dict[str, int] = {
     "not_found": 404,

@@ -16,7 +16,7 @@ from typing import Any
 
 import libvirt
 
-from nodeagent.models import AgentEvent
+from agentapi import AgentEvent
 from nodeagent.vocab import NETWORK_EVENTS, POOL_EVENTS, domain_event_name
 
 

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from nodeagent.models import FenceRecord
+from agentapi import FenceRecord
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import libvirt
 
-from nodeagent.models import GuestFilesystem, GuestInfo, GuestInterface
+from agentapi import GuestFilesystem, GuestInfo, GuestInterface
 
 log = logging.getLogger(__name__)
 

@@ -34,9 +34,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from agentapi import FenceRecord, LeaseState
 from arbiter import EtcdClient, EtcdError, EtcdSettings, HostLeaseRecord, host_key
 from nodeagent.errors import AgentFailure
-from nodeagent.models import FenceRecord, LeaseState
 
 log = logging.getLogger(__name__)
 

@@ -14,10 +14,10 @@ import time
 
 import libvirt
 
+from agentapi import MigrateRequest, MigrationJob, VerbResult
 from nodeagent.context import AgentContext
 from nodeagent.domains import lookup_domain, spec_from_xml
 from nodeagent.errors import AgentFailure, conflict, from_libvirt, libvirt_errors, not_found
-from nodeagent.models import MigrateRequest, MigrationJob, VerbResult
 
 log = logging.getLogger(__name__)
 

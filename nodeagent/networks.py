@@ -5,6 +5,7 @@ from __future__ import annotations
 import libvirt
 from pydantic import ValidationError
 
+from agentapi import ApplyResult, NetworkSpec, NetworkState, VerbResult
 from nodeagent.context import AgentContext
 from nodeagent.definitions import (
     check_path_name,
@@ -16,7 +17,6 @@ from nodeagent.definitions import (
     persistent_xml,
 )
 from nodeagent.errors import conflict, libvirt_errors
-from nodeagent.models import ApplyResult, NetworkSpec, NetworkState, VerbResult
 from nodeagent.netxml import NetworkXMLError, build_network, parse_network
 
 # Left open in a spec (None), libvirt picks them: not drift.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import xml.etree.ElementTree as ET
 
-from nodeagent.models import NetworkSpec
+from agentapi import NetworkSpec
 
 
 class NetworkXMLError(ValueError):

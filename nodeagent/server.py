@@ -23,14 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import HTTPConnection
 
-from nodeagent import __version__, balloon, domains, migration, networks, snapshots, storage
-from nodeagent.agent import Agent
-from nodeagent.batch import run_batch
-from nodeagent.bodylimit import MIB, BodySizeLimit
-from nodeagent.consoleroutes import install_console_routes
-from nodeagent.context import AgentContext
-from nodeagent.errors import AgentFailure, from_libvirt
-from nodeagent.models import (
+from agentapi import (
     NAME_PATTERN,
     AgentError,
     AgentEvent,
@@ -59,6 +52,13 @@ from nodeagent.models import (
     VolumeSpec,
     VolumeState,
 )
+from nodeagent import __version__, balloon, domains, migration, networks, snapshots, storage
+from nodeagent.agent import Agent
+from nodeagent.batch import run_batch
+from nodeagent.bodylimit import MIB, BodySizeLimit
+from nodeagent.consoleroutes import install_console_routes
+from nodeagent.context import AgentContext
+from nodeagent.errors import AgentFailure, from_libvirt
 from nodeagent.state import read_host_state
 from nodeagent.stats import read_stats
 

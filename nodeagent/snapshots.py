@@ -15,10 +15,10 @@ from functools import lru_cache
 
 import libvirt
 
+from agentapi import SnapshotSpec, SnapshotState, VerbResult
 from nodeagent.context import AgentContext
 from nodeagent.domains import lookup_domain, spec_from_xml
 from nodeagent.errors import conflict, libvirt_errors, not_found
-from nodeagent.models import SnapshotSpec, SnapshotState, VerbResult
 
 log = logging.getLogger(__name__)
 

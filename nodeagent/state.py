@@ -9,11 +9,11 @@ from typing import Any, TypeVar
 
 import libvirt
 
+from agentapi import DomainState, HostState
 from nodeagent import __version__
 from nodeagent.context import AgentContext
 from nodeagent.domains import read_domain_state
 from nodeagent.errors import libvirt_errors
-from nodeagent.models import DomainState, HostState
 from nodeagent.networks import read_network_state
 from nodeagent.snapshots import read_domain_snapshots
 from nodeagent.storage import read_pool_state

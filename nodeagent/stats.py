@@ -7,9 +7,9 @@ from typing import Any
 
 import libvirt
 
+from agentapi import DomainStats, HostStats
 from nodeagent.context import AgentContext
 from nodeagent.errors import libvirt_errors
-from nodeagent.models import DomainStats, HostStats
 from nodeagent.vocab import domain_state_name
 
 _STATS = (

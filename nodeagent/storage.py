@@ -9,6 +9,15 @@ from collections.abc import Iterator
 import libvirt
 from pydantic import ValidationError
 
+from agentapi import (
+    ApplyResult,
+    PoolSpec,
+    PoolState,
+    VerbResult,
+    VolumeApplyResult,
+    VolumeSpec,
+    VolumeState,
+)
 from nodeagent.context import AgentContext
 from nodeagent.definitions import (
     check_path_name,
@@ -20,15 +29,6 @@ from nodeagent.definitions import (
     persistent_xml,
 )
 from nodeagent.errors import conflict, invalid_spec, libvirt_errors, not_found
-from nodeagent.models import (
-    ApplyResult,
-    PoolSpec,
-    PoolState,
-    VerbResult,
-    VolumeApplyResult,
-    VolumeSpec,
-    VolumeState,
-)
 from nodeagent.storagexml import build_pool, build_volume, parse_pool, parse_volume
 
 log = logging.getLogger(__name__)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from nodeagent.models import PoolSpec, VolumeSpec, VolumeState
+from agentapi import PoolSpec, VolumeSpec, VolumeState
 
 
 def build_pool_source(spec: PoolSpec) -> ET.Element | None:

@@ -17,7 +17,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from nodeagent.consolemodels import GraphicsTicket
+from agentapi import GraphicsTicket
 
 DEFAULT_TICKET_TTL_S = 30.0
 MAX_TICKET_TTL_S = 300.0

@@ -23,6 +23,7 @@ from fastapi import APIRouter, Depends, Request, WebSocket
 from fastapi.responses import JSONResponse
 from starlette.websockets import WebSocketDisconnect
 
+from agentapi import GraphicsTicket, GraphicsTicketRequest
 from controller.agents import AgentClient, AgentClientError
 from controller.api.auth import require
 from controller.api.errors import FORBIDDEN, NOT_FOUND, ApiError, status_body
@@ -39,7 +40,6 @@ from controller.console import (
     relay,
 )
 from controller.store import NotFound
-from nodeagent.consolemodels import GraphicsTicket, GraphicsTicketRequest
 
 log = logging.getLogger(__name__)
 

@@ -17,12 +17,12 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from agentapi import SnapshotState, VerbResult
 from controller.agentpool import AgentPool
 from controller.agents import AgentClientError, AgentNotFound
 from controller.cli.common import DbOption, StateDirOption, console, err_console, open_store_or_exit
 from controller.scheduler.text import human_bytes
 from controller.store import NotFound, Store
-from nodeagent.models import SnapshotState, VerbResult
 from schemas.host import Host
 from schemas.vm import VirtualMachine
 

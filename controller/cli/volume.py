@@ -20,13 +20,13 @@ from typing import Annotated, Any
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
+from agentapi import VolumeSpec
 from controller.agentpool import AgentPool
 from controller.agents import AgentClient, AgentClientError, AgentNotFound
 from controller.cli.common import DbOption, StateDirOption, console, err_console, open_store_or_exit
 from controller.cli.signature import declare_options, keyword
 from controller.ovf.transfer import ImageError, download_image, image_info, upload_image
 from controller.store import NotFound, Store
-from nodeagent.models import VolumeSpec
 from schemas.host import Host
 from schemas.meta import format_bytes, parse_bytes
 from schemas.storagepool import StoragePool

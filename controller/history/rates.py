@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
+from agentapi import DomainStats, HostStats
 from controller.history.model import Sample, Subject
-from nodeagent.models import DomainStats, HostStats
 
 RUNNING = "running"
 _IDLE_KEYS = ("idle", "iowait")

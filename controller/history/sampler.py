@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+from agentapi import HostStats
 from controller.agentpool import AgentPool
 from controller.agents import AgentClientError
 from controller.history.model import Period, Sample
@@ -20,7 +21,6 @@ from controller.history.rates import host_sample, vm_sample
 from controller.history.rollup import PERIOD_LENGTH, closed_periods, retention_cutoff
 from controller.history.warehouse import Warehouse
 from controller.store import Store
-from nodeagent.models import HostStats
 
 log = logging.getLogger(__name__)
 DEFAULT_RETENTION = timedelta(days=7)

@@ -13,8 +13,8 @@ import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from agentapi import VolumeSpec
 from controller.agents import AgentClient
-from nodeagent.models import VolumeSpec
 
 CHUNK_BYTES = 1024 * 1024
 Progress = Callable[[int], None]

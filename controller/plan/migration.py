@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from agentapi import MigrateRequest
 from controller.plan import reasons
 from controller.plan.builder import PlanBuilder
 from controller.plan.model import ActionType
@@ -31,7 +32,6 @@ from controller.scheduler.balance import (
     plan_rebalance,
 )
 from controller.scheduler.model import VMRequest
-from nodeagent.models import MigrateRequest
 from schemas.policy import BalancerType
 from schemas.vm import VMPhase
 

@@ -12,7 +12,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from nodeagent.models import HostState
+from agentapi import HostState
 from schemas.kinds import AnyResource
 from schemas.policy import SchedulingPolicySpec
 
@@ -102,7 +102,7 @@ class ActionType(StrEnum):
 class Action:
     """One step: what to do, on which host, for which object, and why.
 
-    `payload` is the agent request body: a nodeagent.models wire model as JSON (a
+    `payload` is the agent request body: an agentapi wire model as JSON (a
     DomainSpec for DefineVM, kept as the model itself: plan.payload.ModelPayload).
     `diff` is the RFC 6902 patch from the observed to the desired state for changed
     objects. Actions of the same `wave`

@@ -5,13 +5,13 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 
+from agentapi import NetworkSpec as AgentNetworkSpec
 from controller.plan import reasons
 from controller.plan.builder import PlanBuilder
 from controller.plan.diff import make_diff
 from controller.plan.memo import IdentityMemo
 from controller.plan.model import ActionType
 from controller.plan.world import World
-from nodeagent.models import NetworkSpec as AgentNetworkSpec
 from schemas.network import Network, NetworkMode
 
 BRIDGE_MAX = 15

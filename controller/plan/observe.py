@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from agentapi import DomainState, HostState, NetworkState, PoolState, VolumeState
 from controller.plan.model import HostObservation, Observed
-from nodeagent.models import DomainState, HostState, NetworkState, PoolState, VolumeState
 
 VM_LABEL = "corral.dev/vm"
 """Domain metadata label naming the Corral VM a domain belongs to."""

@@ -14,11 +14,11 @@ from collections.abc import Mapping
 
 from pydantic import ValidationError
 
+from agentapi import DiskSpec, DomainSpec, NicSpec
 from controller.plan.expand import DesiredVM
 from controller.plan.memo import IdentityMemo
 from controller.plan.observe import VM_LABEL
 from controller.sharing import share_field_sets
-from nodeagent.models import DiskSpec, DomainSpec, NicSpec
 from schemas.host import Host
 from schemas.vm import Disk, DiskBus
 from schemas.volume import VolumeSpec

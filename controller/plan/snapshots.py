@@ -13,13 +13,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from agentapi import SnapshotState
 from controller.plan import reasons
 from controller.plan.builder import PlanBuilder
 from controller.plan.model import ActionType
 from controller.plan.observe import Copy
 from controller.plan.world import World
 from controller.scheduler.text import human_bytes
-from nodeagent.models import SnapshotState
 from schemas.snapshot import Snapshot
 
 

@@ -12,14 +12,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from agentapi import PoolSpec, VolumeState
+from agentapi import VolumeSpec as AgentVolumeSpec
 from controller.plan import reasons
 from controller.plan.builder import PlanBuilder
 from controller.plan.diff import make_diff
 from controller.plan.memo import IdentityMemo
 from controller.plan.model import ActionType
 from controller.plan.world import World
-from nodeagent.models import PoolSpec, VolumeState
-from nodeagent.models import VolumeSpec as AgentVolumeSpec
 from schemas.meta import format_bytes
 from schemas.storagepool import PoolType, StoragePool
 from schemas.volume import VolumeSpec

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from agentapi import HostState
 from controller.plan import reasons
 from controller.plan.builder import PlanBuilder
 from controller.plan.model import ActionType, HostObservation
 from controller.plan.observe import VM_LABEL
 from controller.plan.placement import Decisions
 from controller.plan.world import World
-from nodeagent.models import HostState
 from schemas.host import Host, HostHAAdmission, HostPhase
 
 NOTHING_STOPPED = "; nothing is stopped for it"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from agentapi import DomainSpec, DomainState, diff_domain_specs
 from controller.plan import reasons
 from controller.plan.builder import PlanBuilder
 from controller.plan.diff import make_diff
@@ -21,7 +22,6 @@ from controller.plan.observe import Copy
 from controller.plan.payload import ModelPayload
 from controller.plan.resolve import ResolveError, resolve_vm
 from controller.plan.world import World
-from nodeagent.models import DomainSpec, DomainState, diff_domain_specs
 from schemas.vm import RestartPolicy, RunStrategy, VMPhase
 
 _DRIFT: IdentityMemo[tuple[str, ...]] = IdentityMemo()

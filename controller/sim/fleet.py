@@ -16,9 +16,9 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from agentapi import MigrateRequest, MigrationJob
 from controller.sim.host import SharedStorage, SimFailure, SimHost
 from controller.sim.latency import Latency
-from nodeagent.models import MigrateRequest, MigrationJob
 
 
 @dataclass

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from nodeagent.models import (
+from agentapi import (
     ApplyResult,
     DomainSpec,
     DomainState,

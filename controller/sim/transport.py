@@ -19,9 +19,7 @@ from urllib.parse import unquote
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from controller.agents import EPOCH_HEADER
-from controller.sim.host import AGENT_VERSION, SimFailure, SimHost
-from nodeagent.models import (
+from agentapi import (
     AgentError,
     BatchAnswer,
     BatchRequest,
@@ -36,6 +34,8 @@ from nodeagent.models import (
     VerbResult,
     VolumeSpec,
 )
+from controller.agents import EPOCH_HEADER
+from controller.sim.host import AGENT_VERSION, SimFailure, SimHost
 
 if TYPE_CHECKING:
     from controller.sim.fleet import SimFleet

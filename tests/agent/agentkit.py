@@ -10,7 +10,7 @@ from typing import Any
 
 import uvicorn
 
-from nodeagent.models import DomainSpec
+from agentapi import DomainSpec
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 NODE_URI = f"test://{DATA / 'node.xml'}"

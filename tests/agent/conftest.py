@@ -12,9 +12,9 @@ import uvicorn
 from agentkit import NODE_URI, ServerThread, free_port, make_spec
 from fastapi import FastAPI
 
+from agentapi import DomainSpec
 from controller.agents import AgentClient
 from nodeagent.agent import Agent
-from nodeagent.models import DomainSpec
 from nodeagent.server import create_app
 
 

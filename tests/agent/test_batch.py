@@ -8,9 +8,9 @@ import httpx
 import pytest
 from agentkit import make_spec
 
+from agentapi import ApplyResult, VerbResult, VolumeApplyResult, VolumeSpec
 from controller import agents, agentverbs
 from controller.agents import AgentClient, AgentConflict, AgentNotFound, InvalidSpec
-from nodeagent.models import ApplyResult, VerbResult, VolumeApplyResult, VolumeSpec
 
 GIB = 1 << 30
 

@@ -8,6 +8,7 @@ from collections.abc import Callable
 import pytest
 from agentkit import make_spec
 
+from agentapi import GuestFilesystem, GuestInfo, GuestInterface
 from controller.agents import AgentClient
 from nodeagent import domains
 from nodeagent.agent import Agent
@@ -17,7 +18,6 @@ from nodeagent.guestinfo import (
     has_guest_agent_channel,
     interfaces_from_libvirt,
 )
-from nodeagent.models import GuestFilesystem, GuestInfo, GuestInterface
 
 
 @pytest.mark.parametrize(

@@ -8,13 +8,13 @@ import libvirt
 import pytest
 from agentkit import make_spec, revise
 
+from agentapi import DomainSpec, NicSpec, diff_domain_specs
 from controller.agents import (
     AgentConflict,
     AgentLibvirtError,
     AgentNotFound,
     InvalidSpec,
 )
-from nodeagent.models import DomainSpec, NicSpec, diff_domain_specs
 
 
 def test_define_creates_then_repeats_unchanged(client, spec):

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from agentkit import make_spec
 
+from agentapi import FenceRecord
 from arbiter import EtcdClient, EtcdSettingError, host_key, make_settings
 from controller.agents import AgentConflict
 from nodeagent.errors import AgentFailure
@@ -21,7 +22,6 @@ from nodeagent.lease import (
     lease_timing,
     must_fence,
 )
-from nodeagent.models import FenceRecord
 from tests.helpers.etcd import EtcdCluster
 
 

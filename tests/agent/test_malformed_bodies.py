@@ -6,8 +6,8 @@ import warnings
 
 import pytest
 
+from agentapi import AgentError
 from nodeagent.agent import Agent
-from nodeagent.models import AgentError
 from nodeagent.server import create_app
 
 with warnings.catch_warnings():

@@ -8,8 +8,8 @@ import time
 import libvirt
 import pytest
 
+from agentapi import MigrateRequest
 from controller.agents import AgentConflict, AgentNotFound
-from nodeagent.models import MigrateRequest
 
 REQUEST = MigrateRequest(
     destination_uri="test:///default", bandwidth_mibps=100, max_downtime_ms=300, timeout_s=30

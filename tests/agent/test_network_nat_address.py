@@ -7,8 +7,8 @@ import warnings
 import pytest
 from pydantic import ValidationError
 
+from agentapi import AgentError, NetworkSpec
 from nodeagent.agent import Agent
-from nodeagent.models import AgentError, NetworkSpec
 from nodeagent.server import create_app
 
 with warnings.catch_warnings():

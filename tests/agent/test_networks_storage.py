@@ -5,8 +5,8 @@ from __future__ import annotations
 import libvirt
 import pytest
 
+from agentapi import NetworkSpec, PoolSpec, SnapshotSpec, VolumeSpec
 from controller.agents import AgentConflict, AgentLibvirtError, AgentNotFound, InvalidSpec
-from nodeagent.models import NetworkSpec, PoolSpec, SnapshotSpec, VolumeSpec
 
 NAT = NetworkSpec(
     name="lan",

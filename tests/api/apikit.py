@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from nodeagent.models import HostState, LeaseState
+from agentapi import HostState, LeaseState
 from schemas import Host, VirtualMachine
 
 TOKEN_ROLES = ("viewer", "operator", "admin")

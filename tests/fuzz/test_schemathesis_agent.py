@@ -29,9 +29,9 @@ import pytest
 from fastapi import FastAPI
 from hypothesis import strategies as st
 
+from agentapi import AgentError, DomainSpec, VolumeSpec
 from nodeagent import domains, storage
 from nodeagent.agent import Agent
-from nodeagent.models import AgentError, DomainSpec, VolumeSpec
 from nodeagent.openapi import OPENAPI_PATH
 from nodeagent.server import create_app
 from tests.helpers.fuzzing import CONFORMANCE, FUZZ, load_schema

@@ -8,13 +8,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from agentapi import DomainSpec
 from controller.agentpool import AgentPool
 from controller.agents import AgentClient
 from controller.api.app import create_app
 from controller.api.serve import ServerThread, build_server
 from controller.api.tokens import TokenStore
 from controller.store import Store, open_store
-from nodeagent.models import DomainSpec
 from schemas import Host, VirtualMachine
 
 HOST = "h1"

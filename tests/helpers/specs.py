@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import uuid
 
+from agentapi import DiskSpec, DomainSpec
 from controller.lab.guest import GuestImage
-from nodeagent.models import DiskSpec, DomainSpec
 from tests.helpers.guests import serial_path
 
 

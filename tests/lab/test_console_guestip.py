@@ -9,9 +9,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from agentapi import NetworkSpec, NicSpec
 from controller.lab.guest import GuestImage
 from controller.lab.libvirtd import Lab
-from nodeagent.models import NetworkSpec, NicSpec
 from tests.helpers.agent_server import serving_agent
 from tests.helpers.prereq import host_skip_reason
 from tests.helpers.services import require

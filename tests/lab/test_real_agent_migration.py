@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from agentapi import MigrateRequest
 from controller.agents import AgentNotFound
 from controller.lab.guest import GuestImage
 from controller.lab.heartbeat import (
@@ -17,7 +18,6 @@ from controller.lab.heartbeat import (
     numbering_continues,
 )
 from controller.lab.libvirtd import Lab
-from nodeagent.models import MigrateRequest
 from tests.helpers.guests import serial_path
 from tests.helpers.lab_agents import agents_in_lab
 from tests.helpers.specs import tiny_domain_spec

@@ -7,8 +7,8 @@ import subprocess
 
 import pytest
 
+from agentapi import NetworkSpec
 from controller.lab.libvirtd import Lab
-from nodeagent.models import NetworkSpec
 from tests.helpers.agent_server import serving_agent
 
 pytestmark = [pytest.mark.libvirtd, pytest.mark.lab]

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from agentapi import DiskSpec, PoolSpec, SnapshotSpec, VolumeSpec
 from controller.lab.guest import GuestImage
 from controller.lab.heartbeat import SerialLogReader
-from nodeagent.models import DiskSpec, PoolSpec, SnapshotSpec, VolumeSpec
 from tests.helpers.agent_server import serving_agent
 from tests.helpers.specs import tiny_domain_spec
 

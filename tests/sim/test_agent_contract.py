@@ -12,10 +12,10 @@ import httpx
 import libvirt
 import pytest
 
+from agentapi import DiskSpec, DomainSpec, NetworkSpec, NicSpec, PoolSpec, VolumeSpec
 from controller.agents import AgentClient, AgentConflict, AgentNotFound, InvalidSpec
 from controller.sim import INSTANT, SimFleet
 from nodeagent.agent import Agent
-from nodeagent.models import DiskSpec, DomainSpec, NetworkSpec, NicSpec, PoolSpec, VolumeSpec
 from nodeagent.server import create_app
 
 NODE_URI = f"test://{Path(__file__).resolve().parents[1] / 'data' / 'node.xml'}"

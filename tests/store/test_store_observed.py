@@ -113,8 +113,8 @@ def test_hosts_are_listed_and_forgotten(store: Store) -> None:
 
 
 def _host_state(**changes):
+    from agentapi import DiskSpec, DomainSpec, GuestInfo, HostState
     from controller.sim import INSTANT, SimFleet
-    from nodeagent.models import DiskSpec, DomainSpec, GuestInfo, HostState
 
     fleet = SimFleet(["h1"], latency=INSTANT)
     host = fleet.hosts["h1"]

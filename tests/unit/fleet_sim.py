@@ -23,17 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from controller.plan.model import (
-    Action,
-    ActionType,
-    Desired,
-    HostObservation,
-    LeaseObservation,
-    Observed,
-    Plan,
-    PolicyContext,
-)
-from nodeagent.models import (
+from agentapi import (
     DomainSpec,
     DomainState,
     HostState,
@@ -44,6 +34,16 @@ from nodeagent.models import (
     PoolSpec,
     PoolState,
     VolumeState,
+)
+from controller.plan.model import (
+    Action,
+    ActionType,
+    Desired,
+    HostObservation,
+    LeaseObservation,
+    Observed,
+    Plan,
+    PolicyContext,
 )
 from schemas.kinds import KINDS, AnyResource
 

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from agentapi import DiskSpec, DomainSpec, NicSpec, diff_domain_specs
 from nodeagent.domxml import build_domain, parse_domain
-from nodeagent.models import DiskSpec, DomainSpec, NicSpec, diff_domain_specs
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from agentapi import FenceRecord, HostState, LeaseState
 from controller.fencereports import SELF_FENCED, FenceReporter, fence_events
 from controller.plan.model import HostObservation, Observed
 from controller.store import open_store
-from nodeagent.models import FenceRecord, HostState, LeaseState
 
 T0 = datetime(2026, 12, 7, 12, 0, 0, tzinfo=UTC).timestamp()
 KILL = FenceRecord(vm="db-1", at=T0, ok=True, message="killed QEMU pid 42")

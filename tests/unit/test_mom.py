@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from agentapi import DomainSpec, DomainState, DomainStats, HostStats
 from controller.mom import BalloonVM, balloon_vms, plan_balloons
-from nodeagent.models import DomainSpec, DomainState, DomainStats, HostStats
 from schemas.policy import MemoryBalloon
 from schemas.vm import VirtualMachineSpec
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from fleet_sim import host_state
 
+from agentapi import DomainSpec, DomainState
 from controller.observe import read_observed
 from controller.store import open_store
-from nodeagent.models import DomainSpec, DomainState
 
 NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 UUID = "6d1dc548-9699-559f-9c5b-c752242c4c97"

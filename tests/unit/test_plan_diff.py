@@ -41,8 +41,8 @@ def test_an_update_is_the_minimal_patch():
 
 
 def test_a_model_payload_is_its_json_and_hands_the_model_to_the_executor():
+    from agentapi import DomainSpec
     from controller.plan.payload import ModelPayload, payload_model
-    from nodeagent.models import DomainSpec
 
     spec = DomainSpec(
         name="web-1", uuid="5b2c1f3e-8a4d-4c1e-9f00-1234567890ab", vcpus=2, memory_mib=256

@@ -5,8 +5,8 @@ from __future__ import annotations
 from fleet_sim import FleetSim, desired_of, manifest, summary
 from plan_fixtures import POLICY, converged, fleet, host, network, plan_after, pool, verdict, vm
 
+from agentapi import DomainSpec, DomainState
 from controller.plan import plan
-from nodeagent.models import DomainSpec, DomainState
 
 
 def test_vm_that_fits_nowhere_is_pending_with_scheduler_reasons():

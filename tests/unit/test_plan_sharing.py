@@ -3,8 +3,8 @@ and nothing a caller can observe changes."""
 
 from __future__ import annotations
 
+from agentapi import DiskSpec, DomainSpec, DomainState, NicSpec
 from controller.sharing import share_field_sets, share_strings
-from nodeagent.models import DiskSpec, DomainSpec, DomainState, NicSpec
 
 FULL_DISK = {
     "target": "vda",

@@ -8,9 +8,9 @@ import pytest
 from fleet_sim import FleetSim, SimError, converge, desired_of, manifest, summary
 from plan_fixtures import POLICY, fleet, host, network, pool, verdict, vm, volume
 
+from agentapi import HostState, SnapshotState
 from controller.plan import plan
 from controller.plan.model import Action
-from nodeagent.models import HostState, SnapshotState
 
 SIZE = 12 * 2**20
 

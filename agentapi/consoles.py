@@ -1,4 +1,5 @@
-"""Wire models of the console endpoints (importable without libvirt).
+"""Wire models of the console verbs (see agentapi.verbs: open_console, issue_graphics_ticket,
+open_graphics).
 
 The serial console websocket carries the console's bytes in binary frames both
 ways; text frames carry `ConsoleMessage` JSON from the agent (attached, error,
@@ -12,7 +13,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from nodeagent.models import AgentError, WireModel
+from agentapi.common import AgentError, WireModel
 
 GraphicsKind = Literal["vnc", "spice"]
 CLOSE_NORMAL = 1000
