@@ -15,7 +15,7 @@ from urllib.parse import unquote, urlencode
 
 from starlette.types import ASGIApp, Message, Scope
 
-from agentapi import BatchAnswer, BatchCall
+from agentapi import API_PREFIX, BatchAnswer, BatchCall
 
 BATCH_PARALLEL = 16
 """Calls of one batch in flight at once (libvirt verbs run in the app's thread pool)."""
@@ -42,7 +42,7 @@ async def _dispatch(app: ASGIApp, scope: Scope, call: BatchCall) -> BatchAnswer:
     headers.append((b"content-length", str(len(body)).encode()))
     if call.body is not None:
         headers.append((b"content-type", b"application/json"))
-    raw_path = f"/v1/{call.path}"
+    raw_path = API_PREFIX + call.path
     sub: Scope = {
         "type": "http",
         "asgi": scope.get("asgi", {"version": "3.0"}),

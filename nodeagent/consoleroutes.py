@@ -1,8 +1,8 @@
 """The agent's console endpoints: the serial console and graphics proxy websockets, tickets.
 
-WS   /v1/domains/{name}/console?force=   serial console (see agentapi.consoles)
-POST /v1/domains/{name}/graphics-tickets  a one-time ticket for the display
-WS   /v1/domains/{name}/graphics?ticket=&kind=   the display's byte stream (noVNC-ready)
+open_console (?force=)            the serial console websocket (see agentapi.consoles)
+issue_graphics_ticket             a one-time ticket for the display
+open_graphics (?ticket=&kind=)    the display's byte stream (noVNC-ready)
 
 Like every agent route these sit behind mutual TLS with the controller's
 certificate (nodeagent.tls.RequireController). Every session opening, ending or
@@ -25,6 +25,7 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 from agentapi import (
     CLOSE_ERROR_BASE,
     CLOSE_NORMAL,
+    VERBS,
     ConsoleMessage,
     GraphicsKind,
     GraphicsTicket,
@@ -34,6 +35,7 @@ from nodeagent.agent import Agent
 from nodeagent.console import ConsoleSessions, ConsoleStream, open_console
 from nodeagent.domains import lookup_domain
 from nodeagent.errors import AgentFailure, conflict, libvirt_errors, not_found
+from nodeagent.verbroute import verb_route
 from nodeagent.vncproxy import (
     DisplayEndpoint,
     NoDisplay,
@@ -71,7 +73,7 @@ def _audit(agent: Agent | None, name: str, event: str, detail: str, **data: Any)
 # --- serial console --------------------------------------------------------------------------
 
 
-@router.websocket("/v1/domains/{name}/console")
+@verb_route(router, VERBS.open_console)
 async def serial_console(websocket: WebSocket, name: str, force: bool = False) -> None:
     """Bridge the websocket to the domain's serial console until either side ends."""
     await websocket.accept()
@@ -189,7 +191,7 @@ def _endpoint(agent: Agent, name: str, kind: str) -> DisplayEndpoint:
         raise not_found("display", f"{kind} of {name}") from exc
 
 
-@router.post("/v1/domains/{name}/graphics-tickets", response_model=GraphicsTicket)
+@verb_route(router, VERBS.issue_graphics_ticket)
 def issue_graphics_ticket(
     request: Request, name: str, body: GraphicsTicketRequest | None = None
 ) -> GraphicsTicket:
@@ -203,7 +205,7 @@ def issue_graphics_ticket(
     return ticket
 
 
-@router.websocket("/v1/domains/{name}/graphics")
+@verb_route(router, VERBS.open_graphics)
 async def graphics_proxy(
     websocket: WebSocket, name: str, ticket: str | None = None, kind: GraphicsKind = "vnc"
 ) -> None:

@@ -1,4 +1,5 @@
-"""The agent's HTTP API under /v1 (FastAPI): idempotent ensure verbs, reads and events.
+"""The agent's HTTP API (FastAPI): the routes of the verbs of agentapi.verbs, each taking its
+method and path from that table (nodeagent.verbroute): ensure verbs, reads and events.
 
 Every failure is an `AgentError` JSON body with a stable `type`; request bodies that
 do not validate are `invalid_spec` naming the field. Libvirt calls block, so
@@ -24,7 +25,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import HTTPConnection
 
 from agentapi import (
+    API_PREFIX,
     NAME_PATTERN,
+    VERBS,
     AgentError,
     AgentEvent,
     ApplyResult,
@@ -61,6 +64,7 @@ from nodeagent.context import AgentContext
 from nodeagent.errors import AgentFailure, from_libvirt
 from nodeagent.state import read_host_state
 from nodeagent.stats import read_stats
+from nodeagent.verbroute import is_upload, verb_route
 
 log = logging.getLogger(__name__)
 
@@ -141,11 +145,6 @@ def _too_large(message: str) -> dict[str, Any]:
     ).model_dump()
 
 
-def _streamed_upload(method: str, path: str) -> bool:
-    """Return True for a volume content upload: streamed to disk, as large as the volume."""
-    return method == "PUT" and path.startswith("/v1/pools/") and path.endswith("/content")
-
-
 def create_app(agent: Agent | None = None) -> FastAPI:
     """Return the ASGI app serving `agent` (settable later as `app.state.agent`).
 
@@ -154,8 +153,8 @@ def create_app(agent: Agent | None = None) -> FastAPI:
     app = FastAPI(
         title="Corral node agent",
         version=__version__,
-        openapi_url="/v1/openapi.json",
-        docs_url="/v1/docs",
+        openapi_url=f"{API_PREFIX}openapi.json",
+        docs_url=f"{API_PREFIX}docs",
         redoc_url=None,
         responses=_ERRORS,
         dependencies=[Depends(_current_term)],
@@ -165,7 +164,7 @@ def create_app(agent: Agent | None = None) -> FastAPI:
         BodySizeLimit,
         max_bytes=MAX_BODY_BYTES,
         error_body=_too_large,
-        exempt=_streamed_upload,
+        exempt=is_upload,
     )
     install_console_routes(app)
 
@@ -205,7 +204,7 @@ def create_app(agent: Agent | None = None) -> FastAPI:
 
     # --- reads ---------------------------------------------------------------------------
 
-    @app.get("/v1/health", response_model=Health)
+    @verb_route(app, VERBS.health)
     def health(ctx: Ctx) -> Health:
         """Return whether the agent runs and reaches libvirt (never fails)."""
         with contextlib.suppress(AgentFailure):
@@ -213,21 +212,17 @@ def create_app(agent: Agent | None = None) -> FastAPI:
         connected = ctx.connection.connected()
         return Health(ok=connected, libvirt_connected=connected, agent_version=__version__)
 
-    @app.get("/v1/state", response_model=HostState)
+    @verb_route(app, VERBS.get_state)
     def get_state(ctx: Ctx, omit_volumes: Annotated[list[str] | None, Query()] = None) -> HostState:
         """Return the host's full observed state, without the volumes of `omit_volumes` pools."""
         return read_host_state(ctx, frozenset(omit_volumes or ()))
 
-    @app.get("/v1/stats", response_model=HostStats)
+    @verb_route(app, VERBS.get_stats)
     def get_stats(ctx: Ctx) -> HostStats:
         """Return host and per-domain statistics."""
         return read_stats(ctx)
 
-    @app.get(
-        "/v1/events",
-        response_class=StreamingResponse,
-        responses={200: {"content": {"text/event-stream": {}}}},
-    )
+    @verb_route(app, VERBS.events)
     async def get_events(
         agent: AgentDep,
         since: Annotated[int | None, Query(description="last seq the client has")] = None,
@@ -242,50 +237,50 @@ def create_app(agent: Agent | None = None) -> FastAPI:
 
     # --- domains -------------------------------------------------------------------------
 
-    @app.get("/v1/domains/{name}", response_model=DomainState)
+    @verb_route(app, VERBS.get_domain)
     def get_domain(ctx: Ctx, name: str) -> DomainState:
         """Return one domain's observed state."""
         return domains.get_domain(ctx, name)
 
-    @app.put("/v1/domains/{name}", response_model=ApplyResult)
+    @verb_route(app, VERBS.ensure_domain_defined)
     def put_domain(ctx: Ctx, name: str, spec: DomainSpec) -> ApplyResult:
         """ensure_domain_defined: the persistent definition equals `spec`."""
         return domains.ensure_domain_defined(ctx, name, spec)
 
-    @app.post("/v1/domains/{name}/ensure-running", response_model=VerbResult)
+    @verb_route(app, VERBS.ensure_running)
     def ensure_running(ctx: Ctx, name: str) -> VerbResult:
         """ensure_running: the domain runs (started through hooks, or resumed)."""
         return domains.ensure_running(ctx, name)
 
-    @app.post("/v1/domains/{name}/ensure-stopped", response_model=VerbResult)
+    @verb_route(app, VERBS.ensure_stopped)
     def ensure_stopped(ctx: Ctx, name: str, request: StopRequest | None = None) -> VerbResult:
         """ensure_stopped: graceful shutdown, destroy after `timeout_s`."""
         timeout_s = (request or StopRequest()).timeout_s
         return domains.ensure_stopped(ctx, name, timeout_s)
 
-    @app.post("/v1/domains/{name}/ensure-destroyed", response_model=VerbResult)
+    @verb_route(app, VERBS.ensure_destroyed)
     def ensure_destroyed(ctx: Ctx, name: str) -> VerbResult:
         """ensure_destroyed: the domain is off (hard power-off if it ran)."""
         return domains.ensure_destroyed(ctx, name)
 
-    @app.delete("/v1/domains/{name}", response_model=VerbResult)
+    @verb_route(app, VERBS.ensure_undefined)
     def delete_domain(ctx: Ctx, name: str, force: bool = False) -> VerbResult:
         """ensure_undefined: the domain is gone; running ones need force=true."""
         return domains.ensure_undefined(ctx, name, force)
 
-    @app.put("/v1/domains/{name}/balloon", response_model=VerbResult)
+    @verb_route(app, VERBS.set_balloon)
     def put_balloon(ctx: Ctx, name: str, request: BalloonRequest) -> VerbResult:
         """set_balloon: the running domain's balloon target is `target_mib` (live only)."""
         return balloon.set_balloon(ctx, name, request.target_mib)
 
     # --- snapshots -----------------------------------------------------------------------
 
-    @app.get("/v1/domains/{name}/snapshots", response_model=list[SnapshotState])
+    @verb_route(app, VERBS.list_snapshots)
     def list_snapshots(ctx: Ctx, name: str) -> list[SnapshotState]:
         """Return the domain's snapshots, oldest first."""
         return snapshots.list_snapshots(ctx, name)
 
-    @app.put("/v1/domains/{name}/snapshots/{snap}", response_model=VerbResult)
+    @verb_route(app, VERBS.ensure_snapshot)
     def put_snapshot(
         ctx: Ctx,
         name: str,
@@ -295,119 +290,108 @@ def create_app(agent: Agent | None = None) -> FastAPI:
         """ensure_snapshot: the snapshot exists."""
         return snapshots.ensure_snapshot(ctx, name, snap, spec or SnapshotSpec())
 
-    @app.get("/v1/domains/{name}/snapshots/{snap}", response_model=SnapshotState)
+    @verb_route(app, VERBS.get_snapshot)
     def get_snapshot(ctx: Ctx, name: str, snap: str) -> SnapshotState:
         """Return one snapshot."""
         return snapshots.get_snapshot(ctx, name, snap)
 
-    @app.delete("/v1/domains/{name}/snapshots/{snap}", response_model=VerbResult)
+    @verb_route(app, VERBS.ensure_snapshot_deleted)
     def delete_snapshot(ctx: Ctx, name: str, snap: str) -> VerbResult:
         """ensure_snapshot_deleted: the snapshot is gone."""
         return snapshots.ensure_snapshot_deleted(ctx, name, snap)
 
-    @app.post("/v1/domains/{name}/snapshots/{snap}/revert", response_model=VerbResult)
+    @verb_route(app, VERBS.revert_snapshot)
     def revert_snapshot(ctx: Ctx, name: str, snap: str) -> VerbResult:
         """Revert the domain to the snapshot."""
         return snapshots.revert_snapshot(ctx, name, snap)
 
     # --- migration -----------------------------------------------------------------------
 
-    @app.post("/v1/domains/{name}/migrate", response_model=MigrationJob, status_code=202)
+    @verb_route(app, VERBS.migrate)
     def migrate(ctx: Ctx, name: str, request: MigrateRequest) -> MigrationJob:
         """Start a live migration job (returns at once; poll the migration)."""
         return migration.start_migration(ctx, name, request)
 
-    @app.get("/v1/domains/{name}/migration", response_model=MigrationJob)
+    @verb_route(app, VERBS.get_migration)
     def get_migration(ctx: Ctx, name: str) -> MigrationJob:
         """Return the domain's last migration job with its progress."""
         return migration.get_migration(ctx, name)
 
-    @app.delete("/v1/domains/{name}/migration", response_model=VerbResult)
+    @verb_route(app, VERBS.cancel_migration)
     def cancel_migration(ctx: Ctx, name: str) -> VerbResult:
         """Cancel the running migration (abortJob)."""
         return migration.cancel_migration(ctx, name)
 
     # --- networks ------------------------------------------------------------------------
 
-    @app.get("/v1/networks", response_model=list[NetworkState])
+    @verb_route(app, VERBS.list_networks)
     def list_networks(ctx: Ctx) -> list[NetworkState]:
         """Return every network."""
         return networks.list_networks(ctx)
 
-    @app.get("/v1/networks/{name}", response_model=NetworkState)
+    @verb_route(app, VERBS.get_network)
     def get_network(ctx: Ctx, name: str) -> NetworkState:
         """Return one network."""
         return networks.get_network(ctx, name)
 
-    @app.put("/v1/networks/{name}", response_model=ApplyResult)
+    @verb_route(app, VERBS.ensure_network_defined)
     def put_network(ctx: Ctx, name: str, spec: NetworkSpec) -> ApplyResult:
         """ensure_network_defined: defined as `spec` (not started)."""
         return networks.ensure_network_defined(ctx, name, spec)
 
-    @app.post("/v1/networks/{name}/ensure-active", response_model=VerbResult)
+    @verb_route(app, VERBS.ensure_network_active)
     def network_active(ctx: Ctx, name: str) -> VerbResult:
         """ensure_network_active."""
         return networks.ensure_network_active(ctx, name)
 
-    @app.post("/v1/networks/{name}/ensure-inactive", response_model=VerbResult)
+    @verb_route(app, VERBS.ensure_network_inactive)
     def network_inactive(ctx: Ctx, name: str) -> VerbResult:
         """ensure_network_inactive (refused while running domains use it)."""
         return networks.ensure_network_inactive(ctx, name)
 
-    @app.delete("/v1/networks/{name}", response_model=VerbResult)
+    @verb_route(app, VERBS.ensure_network_undefined)
     def delete_network(ctx: Ctx, name: str) -> VerbResult:
         """ensure_network_undefined."""
         return networks.ensure_network_undefined(ctx, name)
 
     # --- storage -------------------------------------------------------------------------
 
-    @app.get("/v1/pools", response_model=list[PoolState])
+    @verb_route(app, VERBS.list_pools)
     def list_pools(ctx: Ctx) -> list[PoolState]:
         """Return every storage pool with its volumes."""
         return storage.list_pools(ctx)
 
-    @app.get("/v1/pools/{name}", response_model=PoolState)
+    @verb_route(app, VERBS.get_pool)
     def get_pool(ctx: Ctx, name: str) -> PoolState:
         """Return one storage pool with its volumes."""
         return storage.get_pool(ctx, name)
 
-    @app.put("/v1/pools/{name}", response_model=ApplyResult)
+    @verb_route(app, VERBS.ensure_pool)
     def put_pool(ctx: Ctx, name: str, spec: PoolSpec) -> ApplyResult:
         """ensure_pool: defined, built, active."""
         return storage.ensure_pool(ctx, name, spec)
 
-    @app.delete("/v1/pools/{name}", response_model=VerbResult)
+    @verb_route(app, VERBS.ensure_pool_undefined)
     def delete_pool(ctx: Ctx, name: str) -> VerbResult:
         """ensure_pool_undefined (data stays on disk)."""
         return storage.ensure_pool_undefined(ctx, name)
 
-    @app.get("/v1/pools/{pool}/volumes/{vol}", response_model=VolumeState)
+    @verb_route(app, VERBS.get_volume)
     def get_volume(ctx: Ctx, pool: str, vol: str) -> VolumeState:
         """Return one volume."""
         return storage.get_volume(ctx, pool, vol)
 
-    @app.put("/v1/pools/{pool}/volumes/{vol}", response_model=VolumeApplyResult)
+    @verb_route(app, VERBS.ensure_volume)
     def put_volume(ctx: Ctx, pool: str, vol: str, spec: VolumeSpec) -> VolumeApplyResult:
         """ensure_volume: created, thin-cloned or grown."""
         return storage.ensure_volume(ctx, pool, vol, spec)
 
-    @app.delete("/v1/pools/{pool}/volumes/{vol}", response_model=VerbResult)
+    @verb_route(app, VERBS.ensure_volume_deleted)
     def delete_volume(ctx: Ctx, pool: str, vol: str) -> VerbResult:
         """ensure_volume_deleted."""
         return storage.ensure_volume_deleted(ctx, pool, vol)
 
-    @app.put(
-        "/v1/pools/{pool}/volumes/{vol}/content",
-        response_model=VerbResult,
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
-                },
-            }
-        },
-    )
+    @verb_route(app, VERBS.upload_volume)
     async def upload_volume(ctx: Ctx, pool: str, vol: str, request: Request) -> VerbResult:
         """Replace the volume's content with the streamed request body."""
         upload = await run_in_threadpool(storage.VolumeUpload, ctx, pool, vol)
@@ -421,11 +405,7 @@ def create_app(agent: Agent | None = None) -> FastAPI:
             raise
         return VerbResult(name=vol, changed=True, message=f"{upload.bytes_sent} bytes written")
 
-    @app.get(
-        "/v1/pools/{pool}/volumes/{vol}/content",
-        response_class=StreamingResponse,
-        responses={200: {"content": {"application/octet-stream": {}}}},
-    )
+    @verb_route(app, VERBS.download_volume)
     def download_volume(ctx: Ctx, pool: str, vol: str) -> StreamingResponse:
         """Stream the volume's content."""
         chunks = storage.open_volume_download(ctx, pool, vol)
@@ -433,7 +413,7 @@ def create_app(agent: Agent | None = None) -> FastAPI:
 
     # --- batches -------------------------------------------------------------------------
 
-    @app.post("/v1/batch", response_model=BatchResult)
+    @verb_route(app, VERBS.batch)
     async def batch(request: Request, calls: BatchRequest) -> BatchResult:
         """Run several ensure verbs in one request, concurrently; each call is answered (or
         refused) exactly as it would be alone, in the order of the calls."""
@@ -441,7 +421,7 @@ def create_app(agent: Agent | None = None) -> FastAPI:
 
     # --- lease ---------------------------------------------------------------------------
 
-    @app.get("/v1/lease", response_model=LeaseState)
+    @verb_route(app, VERBS.get_lease)
     async def get_lease(agent: AgentDep) -> LeaseState:
         """Return this host's fencing lease in etcd, as the agent keeps it."""
         return agent.lease_state()
@@ -464,7 +444,7 @@ async def _event_stream(
                 {
                     "last_seq": cursor,
                     "reason": "events since the given seq are "
-                    "unknown to this agent: re-read /v1/state",
+                    f"unknown to this agent: re-read {VERBS.get_state.route}",
                 }
             )
             yield f"id: {cursor}\nevent: resync\ndata: {data}\n\n"
