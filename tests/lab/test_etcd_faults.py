@@ -18,13 +18,14 @@ import contextlib
 import statistics
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
 from controller.agents import AgentClientError
-from controller.lab.fleet import DomainSampler, LabFleet, anti_affinity, tiny_vm
+from controller.lab.fleet import DomainSampler, LabFleet, anti_affinity, serial_log, tiny_vm
 from controller.lab.guest import GuestImage
-from controller.lab.heartbeat import SerialLogReader, largest_gap
+from controller.lab.heartbeat import largest_gap, parse_heartbeats
 from controller.lab.libvirtd import Lab, LabHost
 from tests.lab.cp_lab import (  # noqa: F401
     LEASE_TTL_S,
@@ -172,9 +173,38 @@ def test_one_member_crash_fences_nothing(
     assert max(gaps.values()) < 2.0, gaps
 
 
-def first_beat_after(reader: SerialLogReader, since: float) -> float | None:
-    """Returns when the first heartbeat seen after `since` (monotonic) was seen, or None."""
-    return min((b.seen_at for b in reader.beats if b.seen_at > since), default=None)
+class NewBoots:
+    """Watches the VMs' serial logs on every host from their current ends: the first
+    heartbeat written after that is the new boot's (the logs are appended to across
+    restarts, and its numbers start at 1 again, so SerialLogReader would skip them)."""
+
+    def __init__(self, lab: Lab, vms: tuple[str, ...]) -> None:
+        self.paths = {vm: [h.outside(serial_log(vm)) for h in lab.hosts] for vm in vms}
+        self.offsets = {path: size_of(path) for paths in self.paths.values() for path in paths}
+        self.first: dict[str, float] = {}
+
+    def poll(self) -> bool:
+        """Records each VM's first new heartbeat seen now; returns whether every VM has one."""
+        for vm, paths in self.paths.items():
+            if vm not in self.first and any(self._beats(path) for path in paths):
+                self.first[vm] = time.monotonic()
+        return len(self.first) == len(self.paths)
+
+    def _beats(self, path: Path) -> bool:
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return False
+        offset = self.offsets[path] if len(data) >= self.offsets[path] else 0
+        return bool(parse_heartbeats(data[offset:]))
+
+
+def size_of(path: Path) -> int:
+    """Returns the file's size, 0 when it does not exist."""
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
 
 
 def test_quorum_loss_fences_ha_vms_and_they_run_again_with_the_quorum(
@@ -191,14 +221,11 @@ def test_quorum_loss_fences_ha_vms_and_they_run_again_with_the_quorum(
         time.sleep(QUORUM_LOSS_S)
         fenced = fences_since(fleet, lost_wall)
         during = vm_actions(fleet, lost_at)
+        boots = NewBoots(lab, HA_VMS)
         restart_wall, restart_at = time.time(), time.monotonic()
         lab.etcd.up(victims)
         quorum_s = time.monotonic() - restart_at
-        fleet.wait(
-            lambda: all(first_beat_after(readers[vm], restart_at) for vm in HA_VMS),
-            120,
-            "HA VMs beating again after the quorum returned",
-        )
+        fleet.wait(boots.poll, 120, "HA VMs beating again after the quorum returned", 0.05)
         time.sleep(3)
     fence_s = {h: records[0].at - lost_wall for h, records in sorted(fenced.items()) if records}
     fenced_vms = sorted(r.vm for records in fenced.values() for r in records if r.ok)
@@ -211,11 +238,24 @@ def test_quorum_loss_fences_ha_vms_and_they_run_again_with_the_quorum(
         if any(s.at > lost_at and not s.hosts_of(vm) for s in sampler.samples)
     }
     plain_moved = [s.at for s in sampler.samples if s.hosts_of(PLAIN_VM) != [home[PLAIN_VM]]]
-    beats_again = {vm: first_beat_after(readers[vm], restart_at) - restart_at for vm in HA_VMS}
+    beats_again = {vm: boots.first[vm] - restart_at for vm in HA_VMS}
     starts = {
-        vm: [end - restart_at for end, ok in fleet.action_times("StartVM", vm, restart_at) if ok]
+        vm: ", ".join(
+            f"{'ok' if ok else 'refused'} {end - restart_at:.1f} s"
+            for end, ok in fleet.action_times("StartVM", vm, restart_at)
+        )
         for vm in HA_VMS
     }
+    refused = sum(1 for _, a, _, ok in during if a == "StartVM" and not ok)
+    refusals = sorted(
+        {
+            str(o.error)
+            for end, p in zip(fleet.pass_ends, fleet.passes, strict=True)
+            if end > lost_at
+            for o in p.outcomes
+            if o.action.type.value == "StartVM" and not o.ok and not o.skipped
+        }
+    )
     back_on = {
         vm: sorted({h for s in sampler.samples[-5:] for h in s.hosts_of(vm)}) for vm in HA_VMS
     }
@@ -224,15 +264,16 @@ def test_quorum_loss_fences_ha_vms_and_they_run_again_with_the_quorum(
         f"killed for {QUORUM_LOSS_S:g} s (lease TTL {LEASE_TTL_S} s, agent margin 1 s): "
         "self-fence after the loss "
         + ", ".join(f"{h} {s:.1f} s" for h, s in fence_s.items())
-        + f" (median {statistics.median(fence_s.values()):.1f} s); HA VMs seen stopped "
+        + f" (median {statistics.median(fence_s.values()):.1f} s); libvirt reported the HA VMs "
+        "stopped "
         + ", ".join(f"{vm} {s:.1f} s" for vm, s in down_s.items())
-        + f" after it; non-HA VM off its host in {len(plain_moved)} samples; VM actions "
-        f"during the loss: {[(a, vm, ok) for _, a, vm, ok in during]}; quorum healthy "
-        f"{quorum_s:.1f} s after the members restarted; StartVM "
-        + ", ".join(f"{vm} {s[0]:.1f} s" if s else f"{vm} none" for vm, s in starts.items())
+        + f" after it; non-HA VM off its host in {len(plain_moved)} samples; during the loss "
+        f"{refused} StartVMs refused and {len(during) - refused} other VM actions; quorum "
+        f"healthy {quorum_s:.1f} s after the members restarted; then StartVM "
+        + "; ".join(f"{vm} {s or 'none'}" for vm, s in starts.items())
         + " and heartbeats again "
         + ", ".join(f"{vm} {s:.1f} s" for vm, s in beats_again.items())
-        + f" after the restart, on {back_on}"
+        + f" after the restart, on {back_on} (before the loss: {home}); refusals: {refusals}"
     )
     assert sorted(fence_s) == sorted(home[vm] for vm in HA_VMS)
     assert fenced_vms == sorted(HA_VMS)
