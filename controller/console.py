@@ -1,9 +1,9 @@
-"""Consoles from the controller's side: reaching an agent's console websockets, and the
-terminal detach rule shared by `corral console`.
+"""Consoles from the controller's side: finding where a VM's console is, relaying an
+agent's console websocket, and the terminal detach rule shared by `corral console`.
 
-The controller opens the agent's websocket with its mTLS client certificate (the
-same `cert_dir` its AgentClient uses) and relays frames between the agent and the
-user's websocket unchanged: binary frames are console bytes, text frames are
+The controller opens the agent's websocket through its AgentClient (`open_console`,
+`open_graphics`: mTLS with the same `cert_dir`) and relays frames between the agent and
+the user's websocket unchanged: binary frames are console bytes, text frames are
 `ConsoleMessage` JSON (see agentapi.consoles).
 """
 
@@ -11,84 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urlencode
 
 import websockets
-from websockets.asyncio.client import ClientConnection, connect
-
-from controller.agents import AgentClient, client_ssl_context
+from websockets.asyncio.client import ClientConnection
 
 DETACH_KEY = b"\x1d"
 """Ctrl-], as in virsh console and telnet: detaches the terminal, the guest keeps running."""
-OPEN_TIMEOUT_S = 10.0
-
-
-class ConsoleUnavailable(Exception):
-    """The agent's console websocket could not be opened (refused, unreachable, TLS)."""
-
-    def __init__(self, message: str, *, host: str | None = None, vm: str | None = None) -> None:
-        super().__init__(message)
-        self.host = host
-        self.vm = vm
-
-
-def websocket_url(base_url: str, path: str, params: dict[str, str] | None = None) -> str:
-    """Return the ws:// or wss:// URL of `path` under an http(s) base URL."""
-    if base_url.startswith("https://"):
-        url = "wss://" + base_url[len("https://") :]
-    elif base_url.startswith("http://"):
-        url = "ws://" + base_url[len("http://") :]
-    else:
-        raise ValueError(f"base URL must be http:// or https://, got {base_url!r}")
-    query = f"?{urlencode(params)}" if params else ""
-    return url.rstrip("/") + "/" + path.lstrip("/") + query
-
-
-def agent_console_path(vm: str) -> str:
-    """Return the agent's serial console path of domain `vm`."""
-    return f"/v1/domains/{quote(vm, safe='')}/console"
-
-
-def agent_graphics_path(vm: str) -> str:
-    """Return the agent's graphics proxy path of domain `vm`."""
-    return f"/v1/domains/{quote(vm, safe='')}/graphics"
-
-
-def _ssl_for(client: AgentClient) -> ssl.SSLContext | None:
-    if client.base_url.startswith("https://") and client.cert_dir is not None:
-        return client_ssl_context(client.cert_dir)
-    return None
-
-
-async def open_agent_websocket(
-    client: AgentClient,
-    path: str,
-    params: dict[str, str] | None = None,
-    subprotocols: list[str] | None = None,
-) -> ClientConnection:
-    """Return an open websocket to `path` on the agent behind `client` (mTLS if https).
-
-    Raises ConsoleUnavailable when the agent cannot be reached or refuses the handshake.
-    """
-    url = websocket_url(client.base_url, path, params)
-    kwargs: dict[str, Any] = {"open_timeout": OPEN_TIMEOUT_S, "max_size": 2**22}
-    context = _ssl_for(client)
-    if context is not None:
-        kwargs["ssl"] = context
-    if subprotocols:
-        kwargs["subprotocols"] = subprotocols
-    try:
-        return await connect(url, **kwargs)
-    except websockets.InvalidStatus as exc:
-        raise ConsoleUnavailable(
-            f"agent refused {path}: HTTP {exc.response.status_code}", host=client.host
-        ) from exc
-    except (OSError, TimeoutError, websockets.WebSocketException) as exc:
-        raise ConsoleUnavailable(f"cannot reach {url}: {exc}", host=client.host) from exc
 
 
 Sender = Callable[[bytes | str], Awaitable[None]]

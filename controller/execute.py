@@ -20,16 +20,17 @@ from pydantic import BaseModel
 
 from agentapi import (
     MAX_BATCH_CALLS,
+    VERBS,
     DomainSpec,
     MigrateRequest,
     NetworkSpec,
     PoolSpec,
     SnapshotSpec,
+    StopRequest,
     VolumeSpec,
 )
-from controller import agentverbs
 from controller.agents import AgentClient, AgentClientError
-from controller.agentverbs import Verb
+from controller.agentverbs import Call, call
 from controller.fencing import FenceError, fence_host
 from controller.plan.model import Action, ActionType, Plan
 from controller.plan.payload import payload_model
@@ -53,43 +54,52 @@ class Outcome:
     result: dict[str, Any] | None = None
 
 
-def verb_for(action: Action) -> Verb[Any]:
-    """Return the agent verb that carries out `action`."""
+def verb_for(action: Action) -> Call:
+    """Return the agent call that carries out `action`."""
     name, payload, params = action.target[1], action.payload, action.params
     match action.type:
         case ActionType.DEFINE_NETWORK:
-            return agentverbs.define_network(payload_model(payload, NetworkSpec))
+            network = payload_model(payload, NetworkSpec)
+            return call(VERBS.ensure_network_defined, network, name=network.name)
         case ActionType.START_NETWORK:
-            return agentverbs.ensure_network_active(params.get("network", name))
+            return call(VERBS.ensure_network_active, name=params.get("network", name))
         case ActionType.DELETE_NETWORK:
-            return agentverbs.undefine_network(params.get("network", name))
+            return call(VERBS.ensure_network_undefined, name=params.get("network", name))
         case ActionType.DEFINE_POOL:
-            return agentverbs.define_pool(payload_model(payload, PoolSpec))
+            pool = payload_model(payload, PoolSpec)
+            return call(VERBS.ensure_pool, pool, name=pool.name)
         case ActionType.DELETE_POOL:
-            return agentverbs.undefine_pool(params.get("pool", name))
+            return call(VERBS.ensure_pool_undefined, name=params.get("pool", name))
         case ActionType.CREATE_VOLUME | ActionType.RESIZE_VOLUME:
-            return agentverbs.ensure_volume(params["pool"], payload_model(payload, VolumeSpec))
+            volume = payload_model(payload, VolumeSpec)
+            return call(VERBS.ensure_volume, volume, pool=params["pool"], vol=volume.name)
         case ActionType.DELETE_VOLUME:
-            return agentverbs.delete_volume(params["pool"], params.get("volume", name))
+            vol = params.get("volume", name)
+            return call(VERBS.ensure_volume_deleted, pool=params["pool"], vol=vol)
         case ActionType.DEFINE_VM:
-            return agentverbs.define_domain(payload_model(payload, DomainSpec))
+            domain = payload_model(payload, DomainSpec)
+            return call(VERBS.ensure_domain_defined, domain, name=domain.name)
         case ActionType.START_VM:
-            return agentverbs.ensure_running(name)
+            return call(VERBS.ensure_running, name=name)
         case ActionType.STOP_VM:
-            return agentverbs.ensure_stopped(name, float(payload.get("timeout_s", 60.0)))
+            stop = StopRequest(timeout_s=float(payload.get("timeout_s", 60.0)))
+            return call(VERBS.ensure_stopped, stop, name=name, wait_s=stop.timeout_s)
         case ActionType.DESTROY_VM:
-            return agentverbs.ensure_destroyed(name)
+            return call(VERBS.ensure_destroyed, name=name)
         case ActionType.UNDEFINE_VM:
-            return agentverbs.undefine_domain(name, force=bool(payload.get("force", False)))
+            query = {"force": "true"} if payload.get("force") else None
+            return call(VERBS.ensure_undefined, name=name, query=query)
         case ActionType.MIGRATE_VM:
-            return agentverbs.migrate(name, payload_model(payload, MigrateRequest))
+            return call(VERBS.migrate, payload_model(payload, MigrateRequest), name=name)
         case ActionType.CANCEL_MIGRATION:
-            return agentverbs.cancel_migration(name)
+            return call(VERBS.cancel_migration, name=name)
         case ActionType.CREATE_SNAPSHOT:
-            spec = payload_model(payload, SnapshotSpec) if payload else None
-            return agentverbs.ensure_snapshot(params["vm"], params.get("snapshot", name), spec)
+            snapshot = payload_model(payload, SnapshotSpec) if payload else SnapshotSpec()
+            snap = params.get("snapshot", name)
+            return call(VERBS.ensure_snapshot, snapshot, name=params["vm"], snap=snap)
         case ActionType.DELETE_SNAPSHOT:
-            return agentverbs.delete_snapshot(params["vm"], params.get("snapshot", name))
+            snap = params.get("snapshot", name)
+            return call(VERBS.ensure_snapshot_deleted, name=params["vm"], snap=snap)
     raise ValueError(f"{action.type} is not an agent call")
 
 

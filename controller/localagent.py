@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from agentapi import VERBS
 from schemas.host import Host
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
@@ -24,9 +25,10 @@ def loopback_port(host: Host) -> int | None:
 
 
 def answering(address: str, timeout_s: float = 1.0) -> bool:
-    """Return True when an agent answers /v1/health at `address`."""
+    """Return True when an agent answers its health verb at `address`."""
+    url = address.rstrip("/") + VERBS.health.route
     try:
-        return httpx.get(f"{address.rstrip('/')}/v1/health", timeout=timeout_s).status_code == 200
+        return httpx.get(url, timeout=timeout_s).status_code == 200
     except httpx.HTTPError:
         return False
 

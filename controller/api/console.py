@@ -24,21 +24,12 @@ from fastapi.responses import JSONResponse
 from starlette.websockets import WebSocketDisconnect
 
 from agentapi import GraphicsTicket, GraphicsTicketRequest
-from controller.agents import AgentClient, AgentClientError
+from controller.agents import AgentClient, AgentClientError, ConsoleUnavailable
 from controller.api.auth import require
 from controller.api.errors import FORBIDDEN, NOT_FOUND, ApiError, status_body
 from controller.api.rbac import Identity, Role, Verb
 from controller.api.routes import API_PREFIX, ERRORS, _json, _ref
-from controller.console import (
-    ConsoleTarget,
-    ConsoleUnavailable,
-    NoConsole,
-    agent_console_path,
-    agent_graphics_path,
-    find_console_target,
-    open_agent_websocket,
-    relay,
-)
+from controller.console import ConsoleTarget, NoConsole, find_console_target, relay
 from controller.store import NotFound
 
 log = logging.getLogger(__name__)
@@ -177,8 +168,7 @@ async def serve_serial(
         who = identity.name
         target = locate(app, identity, name)
         client = _agent_client(app, target)
-        params = {"force": "true"} if force else None
-        agent = await open_agent_websocket(client, agent_console_path(target.domain), params)
+        agent = await client.open_console(target.domain, force)
     except (ConsoleRefused, ConsoleUnavailable) as exc:
         code = exc.code if isinstance(exc, ConsoleRefused) else CLOSE_UNAVAILABLE
         _event(app, name, CONSOLE_REFUSED, f"serial console refused: {exc}", who)
@@ -259,10 +249,10 @@ def console_router() -> APIRouter:
                 raise ConsoleRefused(CLOSE_POLICY, "a ticket is required")
             target = locate(app, _TICKET_HOLDER, name)
             client = _agent_client(app, target)
-            agent = await open_agent_websocket(
-                client,
-                agent_graphics_path(target.domain),
-                {"ticket": ticket, "kind": kind},
+            agent = await client.open_graphics(
+                target.domain,
+                ticket,
+                kind,
                 subprotocols=["binary"] if "binary" in offered else None,
             )
         except (ConsoleRefused, ConsoleUnavailable) as exc:

@@ -22,8 +22,9 @@ import typer
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
+from controller.agents import websocket_url
 from controller.cli.common import err_console
-from controller.console import DETACH_KEY, split_at_detach, websocket_url
+from controller.console import DETACH_KEY, split_at_detach
 
 ApiOpt = Annotated[
     str,

@@ -8,20 +8,26 @@ import httpx
 import pytest
 from agentkit import make_spec
 
-from agentapi import ApplyResult, VerbResult, VolumeApplyResult, VolumeSpec
-from controller import agents, agentverbs
+from agentapi import VERBS, ApplyResult, StopRequest, VerbResult, VolumeApplyResult, VolumeSpec
+from controller import agents
 from controller.agents import AgentClient, AgentConflict, AgentNotFound, InvalidSpec
+from controller.agentverbs import call
 
 GIB = 1 << 30
 
 
 def test_a_batch_answers_each_verb_in_order_as_alone(client):
     verbs = [
-        agentverbs.define_domain(make_spec("web-1", n=1)),
-        agentverbs.define_domain(make_spec("web-2", n=2)),
-        agentverbs.ensure_volume("images", VolumeSpec(name="b.qcow2", capacity_bytes=GIB)),
-        agentverbs.ensure_running("absent-vm"),
-        agentverbs.undefine_domain("never-was"),
+        call(VERBS.ensure_domain_defined, make_spec("web-1", n=1), name="web-1"),
+        call(VERBS.ensure_domain_defined, make_spec("web-2", n=2), name="web-2"),
+        call(
+            VERBS.ensure_volume,
+            VolumeSpec(name="b.qcow2", capacity_bytes=GIB),
+            pool="images",
+            vol="b.qcow2",
+        ),
+        call(VERBS.ensure_running, name="absent-vm"),
+        call(VERBS.ensure_undefined, name="never-was"),
     ]
 
     answers = client.batch(verbs)
@@ -45,9 +51,14 @@ def test_a_batch_answers_each_verb_in_order_as_alone(client):
 
 
 def test_a_batch_starts_what_it_defined_in_an_earlier_batch(client):
-    client.batch([agentverbs.define_domain(make_spec(f"web-{n}", n=n)) for n in (1, 2)])
+    client.batch(
+        [
+            call(VERBS.ensure_domain_defined, make_spec(f"web-{n}", n=n), name=f"web-{n}")
+            for n in (1, 2)
+        ]
+    )
 
-    started = client.batch([agentverbs.ensure_running(f"web-{n}") for n in (1, 2)])
+    started = client.batch([call(VERBS.ensure_running, name=f"web-{n}") for n in (1, 2)])
 
     assert [(a.changed, a.state) for a in started] == [(True, "running"), (True, "running")]
     running = {d.name for d in client.get_state().domains if d.state == "running"}
@@ -63,7 +74,12 @@ def test_a_deposed_controller_term_is_refused_for_the_whole_batch(make_agent, cl
     client.epoch = lambda: 2
 
     with pytest.raises(AgentConflict, match="older than term 3"):
-        client.batch([agentverbs.define_domain(make_spec(f"web-{n}", n=n)) for n in (1, 2)])
+        client.batch(
+            [
+                call(VERBS.ensure_domain_defined, make_spec(f"web-{n}", n=n), name=f"web-{n}")
+                for n in (1, 2)
+            ]
+        )
     assert not {"web-1", "web-2"} & {d.name for d in client.get_state().domains}
 
 
@@ -116,7 +132,10 @@ def test_an_agent_without_batches_gets_the_verbs_one_by_one(
     app.router.routes[:] = [r for r in routes if getattr(r, "path", "") != "/v1/batch"]
     try:
         answers = client.batch(
-            [agentverbs.define_domain(make_spec("web-1", n=1)), agentverbs.ensure_running("web-1")]
+            [
+                call(VERBS.ensure_domain_defined, make_spec("web-1", n=1), name="web-1"),
+                call(VERBS.ensure_running, name="web-1"),
+            ]
         )
         assert [a.changed for a in answers] == [True, True]
         assert client.batches is False
@@ -125,17 +144,22 @@ def test_an_agent_without_batches_gets_the_verbs_one_by_one(
     # Upgraded under the running controller: asked again once the wait is over.
     time.sleep(0.35)
     assert client.batches is True
-    again = client.batch([agentverbs.ensure_destroyed("web-1"), agentverbs.ensure_running("x")])
+    again = client.batch(
+        [call(VERBS.ensure_destroyed, name="web-1"), call(VERBS.ensure_running, name="x")]
+    )
     assert again[0].changed is True and isinstance(again[1], AgentNotFound)
     assert client.batches is True
 
 
 def test_a_stop_in_a_batch_gets_its_own_wait(client):
-    client.batch([agentverbs.define_domain(make_spec("web-1", n=1))])
+    client.batch([call(VERBS.ensure_domain_defined, make_spec("web-1", n=1), name="web-1")])
     client.ensure_running("web-1")
 
     answers = client.batch(
-        [agentverbs.ensure_stopped("web-1", timeout_s=1.0), agentverbs.ensure_running("nope")]
+        [
+            call(VERBS.ensure_stopped, StopRequest(timeout_s=1.0), name="web-1", wait_s=1.0),
+            call(VERBS.ensure_running, name="nope"),
+        ]
     )
 
     assert answers[0].state == "shutoff"
@@ -147,8 +171,18 @@ def test_a_refused_verb_does_not_stop_the_others(client):
 
     shrink, other = client.batch(
         [
-            agentverbs.ensure_volume("images", VolumeSpec(name="c.qcow2", capacity_bytes=GIB // 2)),
-            agentverbs.ensure_volume("images", VolumeSpec(name="d.qcow2", capacity_bytes=GIB)),
+            call(
+                VERBS.ensure_volume,
+                VolumeSpec(name="c.qcow2", capacity_bytes=GIB // 2),
+                pool="images",
+                vol="c.qcow2",
+            ),
+            call(
+                VERBS.ensure_volume,
+                VolumeSpec(name="d.qcow2", capacity_bytes=GIB),
+                pool="images",
+                vol="d.qcow2",
+            ),
         ]
     )
 

@@ -8,13 +8,14 @@ import libvirt
 import pytest
 from agentkit import make_spec, revise
 
-from agentapi import DomainSpec, NicSpec, diff_domain_specs
+from agentapi import VERBS, NicSpec, diff_domain_specs
 from controller.agents import (
     AgentConflict,
     AgentLibvirtError,
     AgentNotFound,
     InvalidSpec,
 )
+from controller.agentverbs import call
 
 
 def test_define_creates_then_repeats_unchanged(client, spec):
@@ -197,7 +198,7 @@ def test_path_and_spec_name_must_agree(client, spec):
 
 def test_invalid_spec_raised_as_typed_client_error(client, spec):
     with pytest.raises(InvalidSpec) as caught:
-        client._call(DomainSpec, "PUT", "domains/web-1", body=revise(spec, **{"name": "x"}))
+        client.perform(call(VERBS.ensure_domain_defined, revise(spec, name="x"), name="web-1"))
     assert caught.value.field == "name"
 
 

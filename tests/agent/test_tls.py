@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from agentkit import NODE_URI, ServerThread, free_port
 
-from controller import agentverbs
+from agentapi import VERBS
 from controller.agents import AgentClient, AgentUnauthorized, AgentUnavailable
+from controller.agentverbs import call
 from nodeagent.agent import Agent
 from nodeagent.serve import ServeConfigError, build_server
 from nodeagent.tls import make_ca, make_controller_cert, make_host_cert
@@ -107,12 +108,16 @@ def test_fleet_client_certificate_without_controller_identity_is_refused(fleet, 
         with pytest.raises(AgentUnauthorized):
             client.ensure_running("web-1")
         with pytest.raises(AgentUnauthorized):
-            client.batch([agentverbs.ensure_running("web-1"), agentverbs.ensure_destroyed("x")])
+            client.batch(
+                [call(VERBS.ensure_running, name="web-1"), call(VERBS.ensure_destroyed, name="x")]
+            )
 
 
 def test_the_controller_certificate_batches_verbs(fleet, tls_url):
     with _as_client(fleet / "controller", tls_url) as client:
-        answers = client.batch([agentverbs.ensure_running("absent"), agentverbs.undefine_pool("p")])
+        answers = client.batch(
+            [call(VERBS.ensure_running, name="absent"), call(VERBS.ensure_pool_undefined, name="p")]
+        )
         assert client.batches, "served as one batch"
         assert [type(a).__name__ for a in answers] == ["AgentNotFound", "VerbResult"]
 

@@ -12,7 +12,8 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from controller.console import agent_console_path, websocket_url
+from agentapi import VERBS
+from controller.agentverbs import call
 from controller.lab.guest import GuestImage
 from controller.lab.heartbeat import SerialLogReader
 from tests.helpers.agent_server import serving_agent
@@ -53,7 +54,7 @@ def test_type_a_command_into_the_guest_shell(system_libvirt: str, tiny_guest: Gu
     serial = Path(spec.serial_log_path or "")
     serial.unlink(missing_ok=True)
     with serving_agent(system_libvirt) as agent:
-        url = websocket_url(agent.base_url, agent_console_path(NAME))
+        url = agent.websocket_address(call(VERBS.open_console, name=NAME))
         try:
             agent.ensure_domain_defined(spec)
             agent.ensure_running(NAME)
@@ -109,11 +110,13 @@ def test_console_of_a_missing_or_stopped_domain_is_refused(
     spec = tiny_domain_spec(NAME + "-off", tiny_guest)
     with serving_agent(system_libvirt) as agent:
         try:
-            with connect(websocket_url(agent.base_url, agent_console_path("no-such-vm"))) as ws:
+            with connect(
+                agent.websocket_address(call(VERBS.open_console, name="no-such-vm"))
+            ) as ws:
                 message = control(ws)
                 assert (message["type"], message["error"]["type"]) == ("error", "not_found")
             agent.ensure_domain_defined(spec)
-            with connect(websocket_url(agent.base_url, agent_console_path(spec.name))) as ws:
+            with connect(agent.websocket_address(call(VERBS.open_console, name=spec.name))) as ws:
                 message = control(ws)
                 assert message["error"]["type"] == "conflict"
                 assert "not running" in message["message"]

@@ -9,7 +9,8 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from controller.console import agent_graphics_path, websocket_url
+from agentapi import VERBS
+from controller.agentverbs import call
 from controller.lab.guest import GuestImage
 from tests.helpers.agent_server import serving_agent
 from tests.helpers.specs import tiny_domain_spec
@@ -22,7 +23,7 @@ NAME = "corral-t-vnc"
 def test_rfb_handshake_through_the_proxy(system_libvirt: str, tiny_guest: GuestImage) -> None:
     spec = tiny_domain_spec(NAME, tiny_guest).model_copy(update={"graphics": "vnc"})
     with serving_agent(system_libvirt) as agent:
-        base = websocket_url(agent.base_url, agent_graphics_path(NAME))
+        base = agent.websocket_address(call(VERBS.open_graphics, name=NAME))
         try:
             agent.ensure_domain_defined(spec)
             agent.ensure_running(NAME)

@@ -12,8 +12,9 @@ import httpx
 import libvirt
 import pytest
 
-from agentapi import DiskSpec, DomainSpec, NetworkSpec, NicSpec, PoolSpec, VolumeSpec
+from agentapi import VERBS, DiskSpec, DomainSpec, NetworkSpec, NicSpec, PoolSpec, VolumeSpec
 from controller.agents import AgentClient, AgentConflict, AgentNotFound, InvalidSpec
+from controller.agentverbs import call
 from controller.sim import INSTANT, SimFleet
 from nodeagent.agent import Agent
 from nodeagent.server import create_app
@@ -118,12 +119,7 @@ def test_conflicting_uuid_and_renamed_spec(agent: AgentClient) -> None:
     with pytest.raises(AgentConflict):
         agent.ensure_domain_defined(other)
     with pytest.raises(InvalidSpec) as caught:
-        agent._call(
-            type(agent.get_lease()),
-            "PUT",
-            "domains/web-2",
-            body=domain(),
-        )
+        agent.perform(call(VERBS.ensure_domain_defined, domain(), name="web-2"))
     assert caught.value.field == "name"
 
 
@@ -175,23 +171,29 @@ def test_state_leaves_out_the_volumes_of_named_pools(agent: AgentClient) -> None
 
 
 def test_batch_contract(agent: AgentClient) -> None:
-    from controller import agentverbs
-
+    lan = NetworkSpec(name="lan", mode="isolated", bridge="cr-lan", ipv4_cidr="10.9.0.1/24")
     setup = agent.batch(
         [
-            agentverbs.define_network(
-                NetworkSpec(name="lan", mode="isolated", bridge="cr-lan", ipv4_cidr="10.9.0.1/24")
+            call(VERBS.ensure_network_defined, lan, name="lan"),
+            call(
+                VERBS.ensure_pool,
+                PoolSpec(name="vols", type="dir", target_path="/tmp/vols"),
+                name="vols",
             ),
-            agentverbs.define_pool(PoolSpec(name="vols", type="dir", target_path="/tmp/vols")),
         ]
     )
     assert [(a.created, a.changed) for a in setup] == [(True, True), (True, True)]
     answers = agent.batch(
         [
-            agentverbs.ensure_network_active("lan"),
-            agentverbs.ensure_volume("vols", VolumeSpec(name="web-1-root", capacity_bytes=2**30)),
-            agentverbs.ensure_running("web-1"),
-            agentverbs.undefine_network("absent"),
+            call(VERBS.ensure_network_active, name="lan"),
+            call(
+                VERBS.ensure_volume,
+                VolumeSpec(name="web-1-root", capacity_bytes=2**30),
+                pool="vols",
+                vol="web-1-root",
+            ),
+            call(VERBS.ensure_running, name="web-1"),
+            call(VERBS.ensure_network_undefined, name="absent"),
         ]
     )
     assert [type(a).__name__ for a in answers] == [
@@ -201,9 +203,16 @@ def test_batch_contract(agent: AgentClient) -> None:
         "VerbResult",
     ]
     assert [answers[0].changed, answers[1].created, answers[3].changed] == [True, True, False]
-    defined = agent.batch([agentverbs.define_domain(domain()), agentverbs.ensure_running("x")])
+    defined = agent.batch(
+        [
+            call(VERBS.ensure_domain_defined, domain(), name="web-1"),
+            call(VERBS.ensure_running, name="x"),
+        ]
+    )
     assert defined[0].created and isinstance(defined[1], AgentNotFound)
-    started = agent.batch([agentverbs.ensure_running("web-1"), agentverbs.ensure_destroyed("x")])
+    started = agent.batch(
+        [call(VERBS.ensure_running, name="web-1"), call(VERBS.ensure_destroyed, name="x")]
+    )
     assert started[0].changed and isinstance(started[1], AgentNotFound)
     assert agent.get_domain("web-1").state == "running"
     refused = agent._http.post("batch", json={"calls": [{"method": "GET", "path": "state"}]})
