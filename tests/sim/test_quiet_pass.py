@@ -47,7 +47,7 @@ def settle(ctl: Controller) -> None:
     """Run passes until one is quiet (converged, and the next full pass changed nothing)."""
     for _ in range(10):
         result = ctl.reconcile()
-        if result.converged and ctl._quiet is not None:
+        if result.converged and ctl.quiet.last is not None:
             return
     raise AssertionError("no quiet pass")
 
@@ -87,7 +87,7 @@ def test_a_silent_host_makes_every_pass_plan(setup) -> None:
     assert first.replanned and first.plan.clock_bound
     # Its failure and lease expiry come with time alone: no pass is skipped meanwhile.
     assert ctl.reconcile().replanned
-    assert ctl._quiet is None
+    assert ctl.quiet.last is None
 
 
 def test_replan_s_bounds_how_long_a_plan_is_reused(setup) -> None:
@@ -104,8 +104,8 @@ def test_a_plan_left_open_by_a_dead_pass_is_closed_as_interrupted(setup) -> None
     store = ctl.store
     orphan = store.record_plan([{"type": "start_vm", "target": ["VirtualMachine", "x"]}])
     # A pass of this controller that dies between recording and finishing its plan...
-    ctl._plans_may_be_open = True
-    ctl._quiet = None
+    ctl.history.may_be_open = True
+    ctl.quiet.forget()
     ctl.reconcile()
     record = store.get_plan(orphan)
     assert record.finished_at is not None

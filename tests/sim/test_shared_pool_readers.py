@@ -75,7 +75,7 @@ def test_a_silent_reader_is_replaced_in_the_same_pass(fleet_controller) -> None:
     assert listed["h0001"] == 25
     fleet.cut("h0000", False)
     ctl.reconcile()
-    assert ctl._readers == {"shared": "h0001"}
+    assert ctl.hosts.reads.readers == {"shared": "h0001"}
 
 
 @pytest.mark.parametrize(
