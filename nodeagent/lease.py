@@ -66,11 +66,20 @@ class LeaseTiming:
         return self.ttl_s - self.margin_s
 
 
-def lease_timing(ttl_s: float, margin_s: float | None = None) -> LeaseTiming:
+ETCD_FAILOVER_S = 2.5
+"""How long an etcd leader change may hold keepalive acknowledgements back, with etcd's
+default election timeout (1 s, randomised up to 2 s, plus pre-vote): 1.6-2.3 s measured on
+the lab. A lease must outlast it, or every healthy host fences at each leader change."""
+
+
+def lease_timing(
+    ttl_s: float, margin_s: float | None = None, failover_s: float = ETCD_FAILOVER_S
+) -> LeaseTiming:
     """Return the timing for a TTL (margin default: 20% of it, at least 1 s), checked.
 
-    LeaseSettingError names `lease_ttl_s` or `fence_margin_s` when the TTL leaves no room
-    for the margin and MIN_KEEPALIVES_BEFORE_FENCE keepalives.
+    LeaseSettingError names `lease_ttl_s` or `fence_margin_s` when TTL - margin cannot
+    outlast an etcd leader change (`failover_s`) plus a keepalive interval, or fit
+    MIN_KEEPALIVES_BEFORE_FENCE keepalives.
     """
     if ttl_s != int(ttl_s) or ttl_s < 2:
         raise LeaseSettingError(
@@ -81,13 +90,14 @@ def lease_timing(ttl_s: float, margin_s: float | None = None) -> LeaseTiming:
         raise LeaseSettingError("fence_margin_s", f"must be positive, got {margin:g}")
     interval = max(0.2, min(1.0, ttl_s / 5))
     room = ttl_s - margin
-    if room < MIN_KEEPALIVES_BEFORE_FENCE * interval:
+    needed = max(MIN_KEEPALIVES_BEFORE_FENCE * interval, failover_s + interval)
+    if room < needed:
         raise LeaseSettingError(
             "lease_ttl_s",
-            f"a TTL of {ttl_s:g} s with a fence margin of {margin:g} s leaves {room:g} s for "
-            f"keepalives every {interval:g} s; at least {MIN_KEEPALIVES_BEFORE_FENCE} must fit "
-            f"(raise the TTL to {int(margin + MIN_KEEPALIVES_BEFORE_FENCE * interval) + 1} s "
-            "or lower the margin)",
+            f"a TTL of {ttl_s:g} s with a fence margin of {margin:g} s leaves {room:g} s "
+            f"before the self-fence; an etcd leader change ({failover_s:g} s) and a keepalive "
+            f"every {interval:g} s need {needed:g} s (raise the TTL to "
+            f"{int(margin + needed + 0.999)} s or lower the margin)",
         )
     return LeaseTiming(int(ttl_s), margin, interval)
 

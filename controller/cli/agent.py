@@ -34,6 +34,13 @@ def run_agent(
             help="fence this many seconds before the lease can expire [default: 20% of TTL, >= 1]"
         ),
     ] = None,
+    etcd_failover: Annotated[
+        float,
+        typer.Option(
+            help="seconds an etcd leader change may hold keepalive acknowledgements back "
+            "(2.5 with etcd's default election timeout); the TTL must outlast it"
+        ),
+    ] = 2.5,
     etcd_endpoints: Annotated[
         str | None,
         typer.Option(
@@ -76,7 +83,7 @@ def run_agent(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
-        timing = lease_timing(lease_ttl, fence_margin)
+        timing = lease_timing(lease_ttl, fence_margin, etcd_failover)
         etcd = None
         if etcd_endpoints:
             etcd = make_settings(

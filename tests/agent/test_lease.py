@@ -61,26 +61,28 @@ def test_fence_and_start_decisions(lease, now, deadline, fence, refusal):
 
 
 @pytest.mark.parametrize(
-    ("ttl", "margin", "expected"),
+    ("ttl", "margin", "failover", "expected"),
     [
-        pytest.param(10, None, LeaseTiming(10, 2.0, 1.0), id="default-margin"),
-        pytest.param(5, 1.5, LeaseTiming(5, 1.5, 1.0), id="lab"),
-        pytest.param(3, None, LeaseTiming(3, 1.0, 0.6), id="short"),
-        pytest.param(2, None, LeaseTiming(2, 1.0, 0.4), id="shortest"),
-        pytest.param(2, 1.5, "lease_ttl_s", id="too-short-for-the-margin"),
-        pytest.param(1, None, "lease_ttl_s", id="below-etcd-minimum"),
-        pytest.param(2.5, None, "lease_ttl_s", id="fraction"),
-        pytest.param(10, 9.0, "lease_ttl_s", id="margin-eats-the-ttl"),
-        pytest.param(10, 0.0, "fence_margin_s", id="no-margin"),
+        pytest.param(10, None, 2.5, LeaseTiming(10, 2.0, 1.0), id="default-margin"),
+        pytest.param(5, None, 2.5, LeaseTiming(5, 1.0, 1.0), id="floor"),
+        pytest.param(5, 1.5, 2.5, LeaseTiming(5, 1.5, 1.0), id="floor-wider-margin"),
+        pytest.param(4, None, 2.5, "lease_ttl_s", id="cannot-outlast-a-leader-change"),
+        pytest.param(3, None, 1.0, LeaseTiming(3, 1.0, 0.6), id="tuned-etcd"),
+        pytest.param(2, None, 0.5, LeaseTiming(2, 1.0, 0.4), id="shortest"),
+        pytest.param(2, 1.5, 0.0, "lease_ttl_s", id="too-short-for-two-keepalives"),
+        pytest.param(1, None, 2.5, "lease_ttl_s", id="below-etcd-minimum"),
+        pytest.param(2.5, None, 2.5, "lease_ttl_s", id="fraction"),
+        pytest.param(10, 9.0, 2.5, "lease_ttl_s", id="margin-eats-the-ttl"),
+        pytest.param(10, 0.0, 2.5, "fence_margin_s", id="no-margin"),
     ],
 )
-def test_lease_timing_is_checked(ttl, margin, expected):
+def test_lease_timing_is_checked(ttl, margin, failover, expected):
     if isinstance(expected, str):
         with pytest.raises(LeaseSettingError) as caught:
-            lease_timing(ttl, margin)
+            lease_timing(ttl, margin, failover)
         assert caught.value.setting == expected
     else:
-        assert lease_timing(ttl, margin) == expected
+        assert lease_timing(ttl, margin, failover) == expected
 
 
 def _settings(cluster: EtcdCluster):
@@ -97,7 +99,7 @@ def _wait(predicate, timeout_s: float, step_s: float = 0.05) -> float:
 
 
 def test_an_agent_holds_its_key_in_etcd_and_may_start_ha_domains(etcd, make_agent, client_for):
-    agent = make_agent(host="node-a", lease=lease_timing(3), etcd=_settings(etcd))
+    agent = make_agent(host="node-a", lease=lease_timing(5), etcd=_settings(etcd))
     client = client_for(agent)
     with EtcdClient(_settings(etcd)) as reader:
         _wait(lambda: reader.get(host_key("/corral/", "node-a")) is not None, 5)
@@ -114,7 +116,7 @@ def test_lost_keepalives_fence_ha_domains_before_etcd_expires_the_key(make_agent
         cluster.start()
         settings = _settings(cluster)
         agent = make_agent(
-            host="node-b", lease=lease_timing(3, 1.0), etcd=settings, watchdog_interval_s=0.05
+            host="node-b", lease=lease_timing(5, 1.0), etcd=settings, watchdog_interval_s=0.05
         )
         client = client_for(agent)
         _wait(lambda: client.get_lease().held, 5)
@@ -125,11 +127,11 @@ def test_lost_keepalives_fence_ha_domains_before_etcd_expires_the_key(make_agent
         since = agent.events.last_seq
 
         cluster.kill_member(0)  # no keepalive is acknowledged from now on
-        fenced_after = _wait(lambda: client.get_domain("db-1").state != "running", 5)
+        fenced_after = _wait(lambda: client.get_domain("db-1").state != "running", 8)
 
-        # The last ack was sent at most one interval (0.6 s) before the kill: the fence comes
-        # at TTL - margin = 2 s after it, before etcd could expire the lease (3 s).
-        assert fenced_after < 3.0
+        # The last ack was sent at most one interval (1 s) before the kill: the fence comes
+        # at TTL - margin = 4 s after it, before etcd could expire the lease (5 s).
+        assert fenced_after < 5.0
         assert client.get_domain("web-1").state == "running"
         fences = [e for e in client.events(since=since, wait_s=0.2) if e.kind == "fence"]
         assert [(e.name, e.event, e.detail) for e in fences] == [
@@ -223,7 +225,7 @@ def test_a_lease_file_from_another_boot_or_unreadable_is_not_restored(tmp_path, 
 
 
 def test_an_agent_without_etcd_never_fences_and_starts_ha_domains(make_agent, client_for):
-    agent = make_agent(lease=lease_timing(3), watchdog_interval_s=0.02)
+    agent = make_agent(lease=lease_timing(5), watchdog_interval_s=0.02)
     client = client_for(agent)
     client.ensure_domain_defined(make_spec("db-1", n=1, ha=True))
     assert client.ensure_running("db-1").changed is True
@@ -236,7 +238,7 @@ def test_an_agent_without_etcd_never_fences_and_starts_ha_domains(make_agent, cl
 def test_an_unreachable_etcd_stops_the_agent_at_start_naming_the_setting(make_agent):
     settings = make_settings("http://127.0.0.1:9", names={"endpoints": "--etcd-endpoints"})
     with pytest.raises(EtcdSettingError) as caught:
-        make_agent(host="node-f", lease=lease_timing(3), etcd=settings)
+        make_agent(host="node-f", lease=lease_timing(5), etcd=settings)
     assert caught.value.setting == "--etcd-endpoints"
     assert "127.0.0.1:9" in str(caught.value)
 
@@ -256,7 +258,7 @@ def test_wrong_etcd_certificates_stop_the_agent_naming_them(etcd_tls, make_agent
         names={"ca_file": "--etcd-ca", "cert_file": "--etcd-cert", "key_file": "--etcd-key"},
     )
     with pytest.raises(EtcdSettingError, match="TLS") as caught:
-        make_agent(host="node-g", lease=lease_timing(3), etcd=settings)
+        make_agent(host="node-g", lease=lease_timing(5), etcd=settings)
     assert caught.value.setting == "--etcd-ca, --etcd-cert, --etcd-key"
 
 
@@ -265,7 +267,7 @@ def test_the_right_etcd_certificates_hold_the_lease(etcd_tls, make_agent):
     settings = make_settings(
         etcd_tls.endpoints, ca_file=tls.ca, cert_file=tls.cert, key_file=tls.key
     )
-    agent = make_agent(host="node-h", lease=lease_timing(3), etcd=settings)
+    agent = make_agent(host="node-h", lease=lease_timing(5), etcd=settings)
     _wait(lambda: agent.lease.state().held, 5)
 
 

@@ -28,8 +28,8 @@ AGENT = ("agent", "--libvirt-uri", "test:///default", "--insecure-dev", "--liste
 @pytest.mark.parametrize(
     ("extra", "option", "says"),
     [
-        pytest.param(["--lease-ttl", "2", "--fence-margin", "1.5"], "--lease-ttl",
-                     "at least 2 must fit", id="ttl-below-the-margins"),
+        pytest.param(["--lease-ttl", "4"], "--lease-ttl",
+                     "an etcd leader change (2.5 s)", id="ttl-below-a-leader-change"),
         pytest.param(["--lease-ttl", "1"], "--lease-ttl", "at least 2", id="ttl-too-short"),
         pytest.param(["--etcd-endpoints", "127.0.0.1:2379"], "--etcd-endpoints",
                      "is not an etcd client URL", id="endpoint-without-scheme"),

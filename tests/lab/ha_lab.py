@@ -27,7 +27,7 @@ from tests.helpers.services import require
 HA_LAB_NAME = "ha"
 HA_LAB_SUBNET = "10.77.98.0/24"
 HA_LAB_HOSTS = 3
-LEASE_TTL_S = 3
+LEASE_TTL_S = 5
 
 
 def netns_skip_reason() -> str | None:

@@ -51,7 +51,7 @@ pytestmark = [pytest.mark.libvirtd, pytest.mark.lab]
 ADM_LAB_NAME = "adm"
 ADM_LAB_SUBNET = "10.77.95.0/24"
 ADM_LAB_HOSTS = 3
-LEASE_TTL_S = 3
+LEASE_TTL_S = 5
 MARGIN_S = 2
 """The controller's HA restart margin (SchedulingPolicy haRestartMarginS)."""
 
