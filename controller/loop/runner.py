@@ -52,6 +52,15 @@ def freeze_heap() -> None:
     gc.freeze()
 
 
+LEASE_RETRY_S = 2.0
+"""Seconds until the next pass after HA starts an agent refused for want of its etcd lease."""
+LEASE_REFUSALS = ("lease_lapsed", "lease_not_held")
+
+
+def _waits_for_lease(outcome: Outcome) -> bool:
+    return any(reason in (outcome.error or "") for reason in LEASE_REFUSALS)
+
+
 class Requeue:
     """Decides how long after a pass the next one runs.
 
@@ -71,9 +80,15 @@ class Requeue:
         busy_s: float,
         resync_s: float,
     ) -> float:
-        """Return seconds until the next pass: after failures `min(60, 2**n)`; with work
+        """Return seconds until the next pass: after failures `min(60, 2**n)` (LEASE_RETRY_S
+        when every failure is an agent waiting for its etcd lease); with work
         planned or left, `busy_s`; else `resync_s` jittered by ±10 %."""
-        if any(not o.ok and not o.skipped for o in outcomes):
+        failed = [o for o in outcomes if not o.ok and not o.skipped]
+        if failed and all(_waits_for_lease(o) for o in failed):
+            # An agent refused an HA start because its etcd lease lapsed: it takes a new one
+            # within a keepalive once etcd answers, so back off no further than this.
+            return LEASE_RETRY_S
+        if failed:
             self.failures += 1
             return min(60.0, 2.0**self.failures)
         self.failures = 0
