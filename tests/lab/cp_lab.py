@@ -22,9 +22,7 @@ from controller.lab.fleet import LabFleet, lab_policy, reset_lab
 from controller.lab.heartbeat import SerialLogReader
 from controller.lab.libvirtd import Lab, LabHost
 from schemas.host import Host
-from tests.helpers.prereq import host_skip_reason
-from tests.helpers.services import require
-from tests.lab.ha_lab import netns_skip_reason
+from tests.lab.ha_lab import agents_lab
 
 CP_LAB_NAME = "cp"
 CP_LAB_SUBNET = "10.77.96.0/24"
@@ -37,18 +35,7 @@ MARGIN_S = 2
 @pytest.fixture(name="cp_lab", scope="session")
 def cp_lab_fixture() -> Iterator[tuple[Lab, LabAgents]]:
     """Yields the 3-host `cp` lab with an agent (TTL LEASE_TTL_S) in each host."""
-    require("libvirt", host_skip_reason())
-    require("netns", netns_skip_reason())
-    lab = Lab(CP_LAB_NAME, CP_LAB_SUBNET)
-    lab.down()  # whatever a crashed earlier run left
-    try:
-        lab.up(CP_LAB_HOSTS)
-        agents = LabAgents(lab, lease_ttl_s=LEASE_TTL_S)
-        agents.up()
-        yield lab, agents
-    finally:
-        LabAgents(lab).remove_cuts()
-        lab.down()
+    yield from agents_lab(CP_LAB_NAME, CP_LAB_SUBNET, CP_LAB_HOSTS, LEASE_TTL_S)
 
 
 @pytest.fixture(name="fleet")

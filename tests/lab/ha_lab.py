@@ -40,21 +40,29 @@ def netns_skip_reason() -> str | None:
     return None
 
 
-@pytest.fixture(name="ha_lab", scope="session")
-def ha_lab_fixture() -> Iterator[tuple[Lab, LabAgents]]:
-    """Yields a 3-host lab with a Corral agent (mTLS) in each host; removed at session end."""
+def agents_lab(
+    name: str, subnet: str, hosts: int, lease_ttl_s: int
+) -> Iterator[tuple[Lab, LabAgents]]:
+    """Yields a lab of `hosts` hosts, each with a Corral agent (mTLS, etcd lease of
+    `lease_ttl_s`); lifts any cut and removes the lab afterwards, also on failure."""
     require("libvirt", host_skip_reason())
     require("netns", netns_skip_reason())
-    lab = Lab(HA_LAB_NAME, HA_LAB_SUBNET)
+    lab = Lab(name, subnet)
     lab.down()  # whatever a crashed earlier run left
     try:
-        lab.up(HA_LAB_HOSTS)
-        agents = LabAgents(lab, lease_ttl_s=LEASE_TTL_S)
+        lab.up(hosts)
+        agents = LabAgents(lab, lease_ttl_s=lease_ttl_s)
         agents.up()
         yield lab, agents
     finally:
         LabAgents(lab).remove_cuts()
         lab.down()
+
+
+@pytest.fixture(name="ha_lab", scope="session")
+def ha_lab_fixture() -> Iterator[tuple[Lab, LabAgents]]:
+    """Yields a 3-host lab with a Corral agent (mTLS) in each host; removed at session end."""
+    yield from agents_lab(HA_LAB_NAME, HA_LAB_SUBNET, HA_LAB_HOSTS, LEASE_TTL_S)
 
 
 @pytest.fixture(name="fleet")

@@ -42,9 +42,7 @@ from controller.lab.libvirtd import Lab
 from controller.plan.admission import ADMISSION_PREFIX, fleet_admission
 from controller.plan.reasons import HA_RESTART_IMPOSSIBLE
 from schemas.host import Host, Reserved
-from tests.helpers.prereq import host_skip_reason
-from tests.helpers.services import require
-from tests.lab.ha_lab import netns_skip_reason
+from tests.lab.ha_lab import agents_lab
 
 pytestmark = [pytest.mark.libvirtd, pytest.mark.lab]
 
@@ -77,18 +75,7 @@ AdmissionView = dict[str, tuple[int, tuple[str, ...]]]
 @pytest.fixture(name="adm_lab", scope="session")
 def adm_lab_fixture() -> Iterator[tuple[Lab, LabAgents]]:
     """Yields the 3-host `adm` lab with an agent (lease TTL LEASE_TTL_S) in each host."""
-    require("libvirt", host_skip_reason())
-    require("netns", netns_skip_reason())
-    lab = Lab(ADM_LAB_NAME, ADM_LAB_SUBNET)
-    lab.down()  # whatever a crashed earlier run left
-    try:
-        lab.up(ADM_LAB_HOSTS)
-        agents = LabAgents(lab, lease_ttl_s=LEASE_TTL_S)
-        agents.up()
-        yield lab, agents
-    finally:
-        LabAgents(lab).remove_cuts()
-        lab.down()
+    yield from agents_lab(ADM_LAB_NAME, ADM_LAB_SUBNET, ADM_LAB_HOSTS, LEASE_TTL_S)
 
 
 @pytest.fixture(name="fleet")
