@@ -124,11 +124,15 @@ class VerbTable:
     def find(self, method: str, path: str) -> tuple[Verb, dict[str, str]] | None:
         """Return the verb `method path` (under API_PREFIX, decoded) calls, with its
         path parameters; None when no verb has that method and path."""
-        for verb in self:
+        for verb in self._by_method.get(method, ()):
             params = verb.match(method, path)
             if params is not None:
                 return verb, params
         return None
+
+    @cached_property
+    def _by_method(self) -> dict[str, tuple[Verb, ...]]:
+        return {m: tuple(v for v in self if v.method == m) for m in {v.method for v in self}}
 
 
 class _Verbs(VerbTable):

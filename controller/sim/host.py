@@ -14,6 +14,7 @@ turns into the agent's JSON error body and HTTP status.
 from __future__ import annotations
 
 import threading
+import time
 import uuid as uuidlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,8 +24,12 @@ from agentapi import (
     ApplyResult,
     DomainSpec,
     DomainState,
+    DomainStats,
     FenceRecord,
+    GraphicsTicket,
+    GraphicsTicketRequest,
     HostState,
+    HostStats,
     LeaseState,
     MigrateRequest,
     MigrationJob,
@@ -67,6 +72,11 @@ def _uid(*parts: str) -> str:
 def _mac(*parts: str) -> str:
     digest = uuidlib.uuid5(uuidlib.NAMESPACE_URL, "corral-sim-mac:" + ":".join(parts)).bytes
     return "52:54:00:" + ":".join(f"{b:02x}" for b in digest[:3])
+
+
+def _max_memory_mib(spec: DomainSpec) -> int:
+    """Return the memory a balloon may grow to: the boot-time maximum, else the memory."""
+    return spec.max_memory_mib or spec.memory_mib
 
 
 def _not_found(kind: str, name: str) -> SimFailure:
@@ -121,6 +131,8 @@ class SimHost:
         self.completed_jobs: dict[str, MigrationJob] = {}
         self.version = 0
         self.events_seq = 0
+        self.contents: dict[str, bytes] = {}
+        """Uploaded volume contents by volume path."""
         self.starts: dict[str, int] = {}
         """How many times each domain was started here (a fault suite counts double starts)."""
         self.lock = threading.RLock()
@@ -131,11 +143,7 @@ class SimHost:
         """Return the host's full observed state as the agent's JSON (HostState shape),
         without the volumes of the pools in `omit_volumes`."""
         with self.lock:
-            used = sum(
-                (d.live.memory_mib if d.live else 0)
-                for d in self.domains.values()
-                if d.state == "running"
-            )
+            used = self._used_memory_mib()
             state = HostState(
                 hostname=self.name,
                 agent_version=AGENT_VERSION,
@@ -154,6 +162,29 @@ class SimHost:
                 events_seq=self.events_seq,
             )
             return state.model_dump(mode="json")
+
+    def get_stats(self) -> HostStats:
+        """Return host memory counters and each domain's balloon (a simulated guest's
+        memory is all resident; CPU, disk and network counters are not simulated)."""
+        with self.lock:
+            domains = [
+                DomainStats(
+                    name=name,
+                    state=dom.state,
+                    vcpus=dom.live.vcpus if dom.live else None,
+                    balloon_current_kib=dom.live.memory_mib * 1024 if dom.live else None,
+                    balloon_maximum_kib=_max_memory_mib(dom.live) * 1024 if dom.live else None,
+                    memory_rss_kib=dom.live.memory_mib * 1024 if dom.live else None,
+                )
+                for name, dom in sorted(self.domains.items())
+            ]
+            return HostStats(
+                at=time.time(),
+                cpus=self.cpus,
+                memory_total_kib=self.memory_mib * 1024,
+                memory_free_kib=max(0, self.memory_mib - self._used_memory_mib()) * 1024,
+                domains=domains,
+            )
 
     def lease_state(self) -> LeaseState:
         """Return the fencing lease as an agent without etcd reports it."""
@@ -295,6 +326,34 @@ class SimHost:
             self._changed()
             return VerbResult(name=name, changed=True, state="shutoff", message=how)
 
+    def set_balloon(self, name: str, target_mib: int) -> VerbResult:
+        """Make the running domain's live memory `target_mib` (up to its boot-time maximum)."""
+        with self.lock:
+            dom = self._domain(name)
+            if dom.state != "running" or dom.live is None:
+                raise SimFailure(
+                    "conflict", f"domain {name!r} is not running; a balloon target needs a guest"
+                )
+            maximum = _max_memory_mib(dom.live)
+            if target_mib > maximum:
+                raise SimFailure(
+                    "invalid_spec",
+                    f"target_mib: {target_mib} MiB is above the domain's maximum of {maximum} MiB",
+                    field_="target_mib",
+                )
+            current = dom.live.memory_mib
+            if target_mib == current:
+                return VerbResult(name=name, changed=False, state="running", message="unchanged")
+            live = dom.live.model_copy(update={"memory_mib": target_mib})
+            self.domains[name] = dom.model_copy(update={"live": live})
+            self._changed()
+            return VerbResult(
+                name=name,
+                changed=True,
+                state="running",
+                message=f"balloon target {current} -> {target_mib} MiB",
+            )
+
     def ensure_undefined(self, name: str, force: bool) -> VerbResult:
         """Make the domain absent; a running one needs `force` (conflict otherwise)."""
         with self.lock:
@@ -393,6 +452,35 @@ class SimHost:
         with self.lock:
             self._domain(name)
             return sorted(self.snapshots.get(name, {}).values(), key=lambda s: s.created_at)
+
+    def get_snapshot(self, name: str, snap: str) -> SnapshotState:
+        """Return one snapshot; not_found if the domain or the snapshot is missing."""
+        with self.lock:
+            self._domain(name)
+            found = self.snapshots.get(name, {}).get(snap)
+            if found is None:
+                raise _not_found("snapshot", f"{name}/{snap}")
+            return found
+
+    def revert_snapshot(self, name: str, snap: str) -> VerbResult:
+        """Put the domain back in the state the snapshot saved (running or shut off); the
+        snapshot becomes the current one. Repeating it reverts again."""
+        with self.lock:
+            dom = self._domain(name)
+            saved = self.get_snapshot(name, snap)
+            running = saved.domain_state in ("running", "paused")
+            self.domains[name] = dom.model_copy(
+                update={
+                    "state": saved.domain_state if running else "shutoff",
+                    "reason": "from snapshot",
+                    "live": dom.spec if running else None,
+                }
+            )
+            snaps = self.snapshots[name]
+            for other in list(snaps.values()):
+                snaps[other.name] = other.model_copy(update={"current": other.name == snap})
+            self._changed()
+            return VerbResult(name=snap, changed=True, state=saved.domain_state)
 
     def ensure_snapshot_deleted(self, name: str, snap: str) -> VerbResult:
         """Make the snapshot absent."""
@@ -577,7 +665,41 @@ class SimHost:
             self._changed()
             return VerbResult(name=name, changed=True, state="absent")
 
+    def upload_volume(self, pool: str, name: str, data: bytes) -> VerbResult:
+        """Replace the volume's content with `data` (kept in memory, per host)."""
+        with self.lock:
+            volume = self.get_volume(pool, name)
+            self.contents[volume.path] = data
+            return VerbResult(name=name, changed=True, message=f"{len(data)} bytes written")
+
+    def download_volume(self, pool: str, name: str) -> bytes:
+        """Return the volume's content: what was last uploaded here, else nothing."""
+        with self.lock:
+            return self.contents.get(self.get_volume(pool, name).path, b"")
+
+    # --- consoles ------------------------------------------------------------------------
+
+    def issue_graphics_ticket(self, name: str, request: GraphicsTicketRequest) -> GraphicsTicket:
+        """Return a one-time ticket for the running domain's display, as the agent would
+        (the simulated display itself cannot be entered: it has no frames to send)."""
+        with self.lock:
+            dom = self._domain(name)
+            if dom.state != "running" or dom.live is None:
+                raise SimFailure("conflict", f"domain {name!r} is not running: it has no display")
+            if dom.live.graphics != request.kind:
+                raise _not_found("display", f"{request.kind} of {name}")
+            return GraphicsTicket(
+                ticket=uuidlib.uuid4().hex, domain=name, kind=request.kind, ttl_s=request.ttl_s
+            )
+
     # --- internals -----------------------------------------------------------------------
+
+    def _used_memory_mib(self) -> int:
+        return sum(
+            (d.live.memory_mib if d.live else 0)
+            for d in self.domains.values()
+            if d.state == "running"
+        )
 
     def _changed(self) -> None:
         self.version += 1

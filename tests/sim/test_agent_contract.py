@@ -13,7 +13,12 @@ import libvirt
 import pytest
 
 from agentapi import VERBS, DiskSpec, DomainSpec, NetworkSpec, NicSpec, PoolSpec, VolumeSpec
-from controller.agents import AgentClient, AgentConflict, AgentNotFound, InvalidSpec
+from controller.agents import (
+    AgentClient,
+    AgentConflict,
+    AgentNotFound,
+    InvalidSpec,
+)
 from controller.agentverbs import call
 from controller.sim import INSTANT, SimFleet
 from nodeagent.agent import Agent
@@ -218,3 +223,58 @@ def test_batch_contract(agent: AgentClient) -> None:
     refused = agent._http.post("batch", json={"calls": [{"method": "GET", "path": "state"}]})
     assert refused.status_code == 422
     assert (refused.json()["type"], refused.json()["field"]) == ("invalid_spec", "calls.0.method")
+
+
+def provision(agent: AgentClient, **domain_fields: object) -> None:
+    """Define and start what domain() needs (network lan, pool vols, its volume), then it."""
+    agent.ensure_network_defined(NetworkSpec(name="lan", mode="isolated", bridge="cr-lan"))
+    agent.ensure_network_active("lan")
+    agent.ensure_pool(PoolSpec(name="vols", type="dir", target_path="/tmp/vols"))
+    agent.ensure_volume("vols", VolumeSpec(name="web-1-root", capacity_bytes=2**30))
+    agent.ensure_domain_defined(domain().model_copy(update=domain_fields))
+
+
+def test_balloon_and_stats_contract(agent: AgentClient) -> None:
+    provision(agent, max_memory_mib=512)
+    with pytest.raises(AgentConflict, match="not running"):
+        agent.set_balloon("web-1", 128)
+    agent.ensure_running("web-1")
+    assert agent.set_balloon("web-1", 128).changed
+    assert not agent.set_balloon("web-1", 128).changed
+    with pytest.raises(InvalidSpec) as above:
+        agent.set_balloon("web-1", 1024)
+    assert above.value.field == "target_mib"
+    (stats,) = agent.get_stats().domains
+    assert (stats.name, stats.state, stats.balloon_current_kib) == ("web-1", "running", 128 * 1024)
+
+
+def test_snapshot_revert_contract(agent: AgentClient) -> None:
+    provision(agent)
+    assert agent.ensure_snapshot("web-1", "s1").changed
+    assert agent.get_snapshot("web-1", "s1").domain_state == "shutoff"
+    with pytest.raises(AgentNotFound):
+        agent.get_snapshot("web-1", "nope")
+    agent.ensure_running("web-1")
+    reverted = agent.revert_snapshot("web-1", "s1")
+    assert (reverted.changed, reverted.state) == (True, "shutoff")
+    assert agent.get_state().domains[0].state == "shutoff"
+    with pytest.raises(AgentConflict, match="no display"):
+        agent.issue_graphics_ticket("web-1")
+
+
+def test_simulated_streams_and_consoles() -> None:
+    """What only the simulator answers this way: it keeps no events (a resync), keeps
+    uploaded content in memory, and refuses the console's websocket handshake."""
+    fleet = SimFleet(["h1"], latency=INSTANT)
+    with AgentClient("http://h1.test:8470", transport=fleet.transport_for("h1")) as agent:
+        provision(agent, graphics="vnc")
+        (resync,) = agent.events(since=0)
+        assert (resync.kind, resync.seq) == ("resync", agent.get_state().events_seq)
+        assert list(agent.events()) == []
+        agent.upload_volume("vols", "web-1-root", b"qcow2 bytes")
+        assert b"".join(agent.download_volume("vols", "web-1-root")) == b"qcow2 bytes"
+        agent.ensure_running("web-1")
+        assert agent.issue_graphics_ticket("web-1").kind == "vnc"
+        handshake = {"upgrade": "websocket", "connection": "upgrade"}
+        refused = agent._http.get(VERBS.open_console.url(name="web-1"), headers=handshake)
+        assert (refused.status_code, refused.json()["type"]) == (503, "unavailable")
