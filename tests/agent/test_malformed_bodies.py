@@ -6,7 +6,7 @@ import warnings
 
 import pytest
 
-from agentapi import AgentError
+from agentapi import API_PREFIX, VERBS, AgentError, Verb
 from nodeagent.agent import Agent
 from nodeagent.server import create_app
 
@@ -15,19 +15,16 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 
-@pytest.mark.parametrize(
-    ("method", "path"),
-    [
-        ("PUT", "/v1/domains/web-1"),
-        ("PUT", "/v1/networks/lan"),
-        ("POST", "/v1/domains/web-1/migrate"),
-        ("PUT", "/v1/domains/web-1/balloon"),
-    ],
-)
-def test_undecodable_body_is_a_typed_400(agent: Agent, method: str, path: str) -> None:
+JSON_BODIES = [v for v in VERBS if v.request is not None and v.stream is None]
+"""Every verb that takes a JSON body (agentapi.verbs)."""
+
+
+@pytest.mark.parametrize("verb", JSON_BODIES, ids=lambda v: v.name)
+def test_undecodable_body_is_a_typed_400(agent: Agent, verb: Verb) -> None:
     client = TestClient(create_app(agent))
+    path = API_PREFIX + verb.url(**{name: "web-1" for name in verb.params})
     response = client.request(
-        method, path, content=b"\xff\xfei\xc3C", headers={"content-type": "application/json"}
+        verb.method, path, content=b"\xff\xfei\xc3C", headers={"content-type": "application/json"}
     )
     assert response.status_code == 400
     error = AgentError.model_validate(response.json())

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 
+from agentapi import VERBS
 from controller.agentpool import AgentPool
 from controller.loop import Controller, PassResult, SourceSetting
 from controller.sim import INSTANT, SimFleet, write_fleet
@@ -62,7 +63,7 @@ class KillSwitch(httpx.BaseTransport):
 
 def verbs_in(request: httpx.Request) -> int:
     """Return how many verbs a mutating request carries (a batch: its calls)."""
-    if request.url.path == "/v1/batch":
+    if request.url.path == VERBS.batch.route:
         return len(json.loads(request.content)["calls"])
     return 1
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from agentapi import VERBS
 from controller.agentpool import AgentPool
 from controller.loop import Controller, SourceSetting
 from controller.sim import INSTANT, SimFleet, write_fleet
@@ -51,7 +52,7 @@ def fleet_controller(tmp_path: Path):
 
 def _mutating(link: RecordedLink) -> list[tuple[str, str]]:
     """Return the requests that carried verbs (not reads, not lease renewals)."""
-    return [r for r in link.requests if r[0] != "GET" and r[1] != "/v1/lease"]
+    return [r for r in link.requests if r[0] != "GET" and r[1] != VERBS.get_lease.route]
 
 
 def test_each_host_gets_one_request_per_wave(fleet_controller) -> None:
@@ -65,7 +66,7 @@ def test_each_host_gets_one_request_per_wave(fleet_controller) -> None:
         for host, link in links.items():
             waves = Counter(o.action.wave for o in result.outcomes if o.action.host == host)
             calls = _mutating(link)[sent[host] :]
-            batches = [path for _method, path in calls if path == "/v1/batch"]
+            batches = [path for _method, path in calls if path == VERBS.batch.route]
             assert len(calls) == len(waves), (host, waves, calls)
             assert len(batches) == sum(1 for n in waves.values() if n > 1), (waves, calls)
         if result.converged:
