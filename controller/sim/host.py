@@ -9,6 +9,10 @@ A simulated host runs without etcd, as an agent without `--etcd-endpoints` does:
 never fences, and the controller restarts nothing from it without a power fence.
 Failures are `SimFailure`s carrying the agent's error `type`, which the transport
 turns into the agent's JSON error body and HTTP status.
+
+A method named after a verb of the contract (agentapi.verbs) serves that verb: the
+transport calls it with the call's path parameters in the path's order, then the
+request body when the verb has one (controller.sim.transport).
 """
 
 from __future__ import annotations
@@ -22,12 +26,14 @@ from typing import Any
 
 from agentapi import (
     ApplyResult,
+    BalloonRequest,
     DomainSpec,
     DomainState,
     DomainStats,
     FenceRecord,
     GraphicsTicket,
     GraphicsTicketRequest,
+    Health,
     HostState,
     HostStats,
     LeaseState,
@@ -39,6 +45,7 @@ from agentapi import (
     PoolState,
     SnapshotSpec,
     SnapshotState,
+    StopRequest,
     VerbResult,
     VolumeApplyResult,
     VolumeSpec,
@@ -162,6 +169,10 @@ class SimHost:
                 events_seq=self.events_seq,
             )
             return state.model_dump(mode="json")
+
+    def health(self) -> Health:
+        """Return a simulated agent's health: always answering, libvirt always reached."""
+        return Health(ok=True, libvirt_connected=True, agent_version=AGENT_VERSION)
 
     def get_stats(self) -> HostStats:
         """Return host memory counters and each domain's balloon (a simulated guest's
@@ -313,8 +324,16 @@ class SimHost:
             self._changed()
             return VerbResult(name=name, changed=True, state="running")
 
-    def ensure_stopped(self, name: str, how: str = "shut down") -> VerbResult:
-        """Make the domain shut off (a simulated guest always obeys ACPI shutdown)."""
+    def ensure_stopped(self, name: str, request: StopRequest) -> VerbResult:
+        """Make the domain shut off (a simulated guest always obeys ACPI shutdown; no
+        grace time at all is a power-off)."""
+        return self._stop(name, "shut down" if request.timeout_s else "destroyed")
+
+    def ensure_destroyed(self, name: str) -> VerbResult:
+        """Make the domain shut off at once (power off)."""
+        return self._stop(name, "destroyed")
+
+    def _stop(self, name: str, how: str) -> VerbResult:
         with self.lock:
             dom = self._domain(name)
             if dom.state not in ("running", "paused"):
@@ -326,8 +345,9 @@ class SimHost:
             self._changed()
             return VerbResult(name=name, changed=True, state="shutoff", message=how)
 
-    def set_balloon(self, name: str, target_mib: int) -> VerbResult:
-        """Make the running domain's live memory `target_mib` (up to its boot-time maximum)."""
+    def set_balloon(self, name: str, request: BalloonRequest) -> VerbResult:
+        """Make the running domain's live memory the target (up to its boot-time maximum)."""
+        target_mib = request.target_mib
         with self.lock:
             dom = self._domain(name)
             if dom.state != "running" or dom.live is None:
@@ -522,8 +542,27 @@ class SimHost:
                 name=name, changed=True, created=current is None, restart_required=restart
             )
 
-    def set_network_active(self, name: str, active: bool) -> VerbResult:
-        """Start or stop the network; stopping one that running domains use is a conflict."""
+    def list_networks(self) -> list[NetworkState]:
+        """Return every network, by name."""
+        with self.lock:
+            return [self.networks[n] for n in sorted(self.networks)]
+
+    def get_network(self, name: str) -> NetworkState:
+        """Return one network; not_found if it is not defined here."""
+        with self.lock:
+            if name not in self.networks:
+                raise _not_found("network", name)
+            return self.networks[name]
+
+    def ensure_network_active(self, name: str) -> VerbResult:
+        """Start the network."""
+        return self._set_network_active(name, True)
+
+    def ensure_network_inactive(self, name: str) -> VerbResult:
+        """Stop the network; a conflict while running domains use it."""
+        return self._set_network_active(name, False)
+
+    def _set_network_active(self, name: str, active: bool) -> VerbResult:
         with self.lock:
             net = self.networks.get(name)
             if net is None:
@@ -592,6 +631,11 @@ class SimHost:
                 return VerbResult(name=name, changed=False, state="absent")
             self._changed()
             return VerbResult(name=name, changed=True, state="absent")
+
+    def list_pools(self) -> list[PoolState]:
+        """Return every pool with its volumes, by name."""
+        with self.lock:
+            return [self._pool_state(n) for n in sorted(self.pools)]
 
     def get_pool(self, name: str) -> PoolState:
         """Return one pool with its volumes."""
@@ -678,6 +722,16 @@ class SimHost:
             return self.contents.get(self.get_volume(pool, name).path, b"")
 
     # --- consoles ------------------------------------------------------------------------
+
+    def open_console(self, name: str) -> None:
+        """Refuse the serial console: a simulated domain has no console to attach to."""
+        self.get_domain(name)
+        raise SimFailure("unavailable", "a simulated domain has no serial console to attach to")
+
+    def open_graphics(self, name: str) -> None:
+        """Refuse the display: a simulated domain has no frames to send."""
+        self.get_domain(name)
+        raise SimFailure("unavailable", "a simulated domain has no display to attach to")
 
     def issue_graphics_ticket(self, name: str, request: GraphicsTicketRequest) -> GraphicsTicket:
         """Return a one-time ticket for the running domain's display, as the agent would

@@ -6,6 +6,8 @@ import random
 import threading
 from dataclasses import dataclass, field, replace
 
+from agentapi import Verb
+
 
 @dataclass(frozen=True)
 class Latency:
@@ -49,6 +51,33 @@ class Latency:
         with self._lock:
             factor = 1.0 + self._rng.uniform(-self.jitter, self.jitter)
         return base * factor
+
+
+VERB_LATENCY: dict[str, str] = {
+    "ensure_domain_defined": "define",
+    "ensure_running": "start",
+    "ensure_stopped": "stop",
+    "ensure_destroyed": "destroy",
+    "ensure_undefined": "undefine",
+    "ensure_snapshot_deleted": "undefine",
+    "ensure_network_defined": "network",
+    "ensure_network_active": "network_start",
+    "ensure_network_inactive": "network",
+    "ensure_network_undefined": "network",
+    "ensure_pool": "pool",
+    "ensure_pool_undefined": "pool",
+    "ensure_volume": "volume",
+    "ensure_volume_deleted": "volume",
+    "upload_volume": "volume",
+    "get_lease": "lease",
+}
+"""The latency of each verb whose cost is not the default: a read for GETs and
+websockets, a define for the other mutating verbs."""
+
+
+def latency_of(verb: Verb) -> str:
+    """Return the name of the `Latency` field (without `_s`) a call of `verb` takes."""
+    return VERB_LATENCY.get(verb.name, "read" if verb.method in ("GET", "WS") else "define")
 
 
 INSTANT = Latency(scale=0.0)

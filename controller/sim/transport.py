@@ -1,11 +1,13 @@
 """The agent's HTTP contract (agentapi.verbs) served from a SimHost, as an httpx transport.
 
-Every verb of the table is routed by its method and path to the handler registered
-under its name (`handles`); bodies are validated with the verb's request model (refused
-as `invalid_spec` naming the field) and answers are the verb's answer model as JSON,
-errors the agent's `AgentError` body with its HTTP status. The call takes the latency of its
-verb, with at most `per_host_parallel` verbs at once per host, as libvirtd's workers;
-lease reads bypass that bound (the agent serves them on its event loop).
+Every verb of the table is routed by its method and path to what serves it under its
+name: the SimHost method of that name, or a handler registered for it here (`handles`)
+when a host method cannot serve it alone. Bodies are validated with the verb's request
+model (refused as `invalid_spec` naming the field); answers are the verb's answer model
+as JSON with the verb's status, errors the agent's `AgentError` body with its HTTP
+status. A call takes its verb's latency (controller.sim.latency), with at most
+`per_host_parallel` calls at once per host, as libvirtd's workers; lease reads bypass
+that bound (the agent serves them on its event loop).
 """
 
 from __future__ import annotations
@@ -27,12 +29,12 @@ from agentapi import (
     BatchAnswer,
     BatchCall,
     BatchResult,
-    Health,
     Verb,
     VerbResult,
 )
 from controller.agents import EPOCH_HEADER
-from controller.sim.host import AGENT_VERSION, SimFailure, SimHost
+from controller.sim.host import SimFailure, SimHost
+from controller.sim.latency import latency_of
 
 if TYPE_CHECKING:
     from controller.sim.fleet import SimFleet
@@ -61,21 +63,39 @@ class Received:
 
 
 Handler = Callable[["SimTransport", SimHost, Received], Any]
-HANDLERS: dict[str, tuple[str | None, Handler]] = {}
-"""The simulator's handler of each verb, by the verb's name (agentapi.verbs), with the
-name of its latency (controller.sim.latency; None: none, nor a slot)."""
+HANDLERS: dict[str, Handler] = {}
+"""The handlers of the verbs a SimHost method cannot serve alone (a query, the fleet, raw
+bytes, a stream), by verb name; every other verb is served by the SimHost method of its
+name (`handler_of`)."""
 
 
-def handles(verb: Verb, latency: str | None) -> Callable[[Handler], Handler]:
-    """Register the handler of `verb`, taking the latency named `latency`."""
+def handles(verb: Verb) -> Callable[[Handler], Handler]:
+    """Register `fn` as the handler of `verb`."""
 
     def register(fn: Handler) -> Handler:
         if verb.name in HANDLERS:
             raise ValueError(f"{verb.name} has a handler already")
-        HANDLERS[verb.name] = (latency, fn)
+        HANDLERS[verb.name] = fn
         return fn
 
     return register
+
+
+def handler_of(verb: Verb) -> Handler:
+    """Return what serves `verb`: its registered handler, else the SimHost method of its
+    name, called with the path parameters in order and then the body if the verb takes
+    one. LookupError when neither exists."""
+    if verb.name in HANDLERS:
+        return HANDLERS[verb.name]
+    if not callable(getattr(SimHost, verb.name, None)):
+        raise LookupError(f"the simulator serves no verb {verb.name}")
+    takes_body = verb.request is not None
+
+    def host_method(t: SimTransport, host: SimHost, q: Received) -> Any:
+        args = [q.path[name] for name in verb.params]
+        return getattr(host, verb.name)(*args, *([q.body] if takes_body else []))
+
+    return host_method
 
 
 def request_body(verb: Verb, request: httpx.Request) -> Any:
@@ -128,10 +148,10 @@ class SimTransport(httpx.BaseTransport):
             error = AgentError(type="not_found", message=f"no route {request.method} {path}")
             return _json(error, 404)
         verb, params = found
-        latency, handler = HANDLERS[verb.name]
-        if latency is None:
+        handler = _SERVED[verb.name]
+        if verb is VERBS.batch:  # each of its calls takes its own latency, slot and faults
             return self._answer(verb, handler, host, params, request)
-        delay = self.fleet.latency.of(latency)
+        delay = self.fleet.latency.of(latency_of(verb))
         # The agent serves its lease on the event loop, never queued behind libvirt verbs.
         lease = verb is VERBS.get_lease
         slot = contextlib.nullcontext() if lease else self.fleet.slot(self.host_name)
@@ -218,25 +238,15 @@ class SimTransport(httpx.BaseTransport):
         return response
 
 
-# --- the host -----------------------------------------------------------------------------
+# --- verbs a SimHost method cannot serve alone -------------------------------------------
 
 
-@handles(VERBS.health, "read")
-def _health(t: SimTransport, host: SimHost, q: Received) -> Any:
-    return Health(ok=True, libvirt_connected=True, agent_version=AGENT_VERSION)
-
-
-@handles(VERBS.get_state, "read")
+@handles(VERBS.get_state)
 def _state(t: SimTransport, host: SimHost, q: Received) -> Any:
     return host.state_document(frozenset(q.request.url.params.get_list("omit_volumes")))
 
 
-@handles(VERBS.get_stats, "read")
-def _stats(t: SimTransport, host: SimHost, q: Received) -> Any:
-    return host.get_stats()
-
-
-@handles(VERBS.events, "read")
+@handles(VERBS.events)
 def _events(t: SimTransport, host: SimHost, q: Received) -> Any:
     """A simulated agent keeps no event history: the stream ends at once, after a resync
     frame when the caller has missed changes (the agent's answer to a gap it cannot fill)."""
@@ -249,96 +259,27 @@ def _events(t: SimTransport, host: SimHost, q: Received) -> Any:
     return httpx.Response(200, text=frames, headers={"content-type": "text/event-stream"})
 
 
-@handles(VERBS.get_lease, "lease")
+@handles(VERBS.get_lease)
 def _lease(t: SimTransport, host: SimHost, q: Received) -> Any:
     return host.lease_state()
 
 
-@handles(VERBS.batch, None)
+@handles(VERBS.batch)
 def _batch(t: SimTransport, host: SimHost, q: Received) -> Any:
     return t.run_batch(q.body.calls, q.request)
 
 
-# --- domains ------------------------------------------------------------------------------
-
-
-@handles(VERBS.get_domain, "read")
-def _get_domain(t: SimTransport, host: SimHost, q: Received) -> Any:
-    return host.get_domain(q.path["name"])
-
-
-@handles(VERBS.ensure_domain_defined, "define")
-def _put_domain(t: SimTransport, host: SimHost, q: Received) -> Any:
-    return host.ensure_domain_defined(q.path["name"], q.body)
-
-
-@handles(VERBS.ensure_running, "start")
-def _running(t: SimTransport, host: SimHost, q: Received) -> Any:
-    return host.ensure_running(q.path["name"])
-
-
-@handles(VERBS.ensure_stopped, "stop")
-def _stopped(t: SimTransport, host: SimHost, q: Received) -> Any:
-    return host.ensure_stopped(q.path["name"], "shut down" if q.body.timeout_s else "destroyed")
-
-
-@handles(VERBS.ensure_destroyed, "destroy")
-def _destroyed(t: SimTransport, host: SimHost, q: Received) -> Any:
-    return host.ensure_stopped(q.path["name"], "destroyed")
-
-
-@handles(VERBS.ensure_undefined, "undefine")
+@handles(VERBS.ensure_undefined)
 def _undefine(t: SimTransport, host: SimHost, q: Received) -> Any:
     return host.ensure_undefined(q.path["name"], q.request.url.params.get("force") == "true")
 
 
-@handles(VERBS.set_balloon, "define")
-def _balloon(t: SimTransport, host: SimHost, q: Received) -> Any:
-    return host.set_balloon(q.path["name"], q.body.target_mib)
-
-
-# --- snapshots ----------------------------------------------------------------------------
-
-
-@handles(VERBS.list_snapshots, "read")
-def _snapshots(t: SimTransport, host: SimHost, q: Received) -> Any:
-    return host.list_snapshots(q.path["name"])
-
-
-@handles(VERBS.get_snapshot, "read")
-def _snapshot(t: SimTransport, host: SimHost, q: Received) -> Any:
-    return host.get_snapshot(q.path["name"], q.path["snap"])
-
-
-@handles(VERBS.ensure_snapshot, "define")
-def _put_snapshot(t: SimTransport, host: SimHost, q: Received) -> Any:
-    return host.ensure_snapshot(q.path["name"], q.path["snap"], q.body)
-
-
-@handles(VERBS.ensure_snapshot_deleted, "undefine")
-def _delete_snapshot(t: SimTransport, host: SimHost, q: Received) -> Any:
-    return host.ensure_snapshot_deleted(q.path["name"], q.path["snap"])
-
-
-@handles(VERBS.revert_snapshot, "define")
-def _revert(t: SimTransport, host: SimHost, q: Received) -> Any:
-    return host.revert_snapshot(q.path["name"], q.path["snap"])
-
-
-# --- migration ----------------------------------------------------------------------------
-
-
-@handles(VERBS.migrate, "define")
+@handles(VERBS.migrate)
 def _migrate(t: SimTransport, host: SimHost, q: Received) -> Any:
     return t.fleet.start_migration(host.name, q.path["name"], q.body)
 
 
-@handles(VERBS.get_migration, "read")
-def _migration(t: SimTransport, host: SimHost, q: Received) -> Any:
-    return host.get_migration(q.path["name"])
-
-
-@handles(VERBS.cancel_migration, "define")
+@handles(VERBS.cancel_migration)
 def _cancel(t: SimTransport, host: SimHost, q: Received) -> Any:
     name = q.path["name"]
     host.get_domain(name)
@@ -346,111 +287,17 @@ def _cancel(t: SimTransport, host: SimHost, q: Received) -> Any:
     return VerbResult(name=name, changed=cancelled, state="cancelled" if cancelled else None)
 
 
-# --- networks -----------------------------------------------------------------------------
-
-
-@handles(VERBS.list_networks, "read")
-def _networks(t: SimTransport, host: SimHost, q: Received) -> Any:
-    with host.lock:
-        return [host.networks[n] for n in sorted(host.networks)]
-
-
-@handles(VERBS.get_network, "read")
-def _network(t: SimTransport, host: SimHost, q: Received) -> Any:
-    name = q.path["name"]
-    with host.lock:
-        if name not in host.networks:
-            raise SimFailure("not_found", f"network {name!r} not found on this host")
-        return host.networks[name]
-
-
-@handles(VERBS.ensure_network_defined, "network")
-def _put_network(t: SimTransport, host: SimHost, q: Received) -> Any:
-    return host.ensure_network_defined(q.path["name"], q.body)
-
-
-@handles(VERBS.ensure_network_active, "network_start")
-def _net_active(t: SimTransport, host: SimHost, q: Received) -> Any:
-    return host.set_network_active(q.path["name"], True)
-
-
-@handles(VERBS.ensure_network_inactive, "network")
-def _net_inactive(t: SimTransport, host: SimHost, q: Received) -> Any:
-    return host.set_network_active(q.path["name"], False)
-
-
-@handles(VERBS.ensure_network_undefined, "network")
-def _net_delete(t: SimTransport, host: SimHost, q: Received) -> Any:
-    return host.ensure_network_undefined(q.path["name"])
-
-
-# --- storage ------------------------------------------------------------------------------
-
-
-@handles(VERBS.list_pools, "read")
-def _pools(t: SimTransport, host: SimHost, q: Received) -> Any:
-    with host.lock:
-        return [host.get_pool(n) for n in sorted(host.pools)]
-
-
-@handles(VERBS.get_pool, "read")
-def _pool(t: SimTransport, host: SimHost, q: Received) -> Any:
-    return host.get_pool(q.path["name"])
-
-
-@handles(VERBS.ensure_pool, "pool")
-def _put_pool(t: SimTransport, host: SimHost, q: Received) -> Any:
-    return host.ensure_pool(q.path["name"], q.body)
-
-
-@handles(VERBS.ensure_pool_undefined, "pool")
-def _delete_pool(t: SimTransport, host: SimHost, q: Received) -> Any:
-    return host.ensure_pool_undefined(q.path["name"])
-
-
-@handles(VERBS.get_volume, "read")
-def _volume(t: SimTransport, host: SimHost, q: Received) -> Any:
-    return host.get_volume(q.path["pool"], q.path["vol"])
-
-
-@handles(VERBS.ensure_volume, "volume")
-def _put_volume(t: SimTransport, host: SimHost, q: Received) -> Any:
-    return host.ensure_volume(q.path["pool"], q.path["vol"], q.body)
-
-
-@handles(VERBS.ensure_volume_deleted, "volume")
-def _delete_volume(t: SimTransport, host: SimHost, q: Received) -> Any:
-    return host.ensure_volume_deleted(q.path["pool"], q.path["vol"])
-
-
-@handles(VERBS.upload_volume, "volume")
+@handles(VERBS.upload_volume)
 def _upload(t: SimTransport, host: SimHost, q: Received) -> Any:
     return host.upload_volume(q.path["pool"], q.path["vol"], q.request.content)
 
 
-@handles(VERBS.download_volume, "read")
+@handles(VERBS.download_volume)
 def _download(t: SimTransport, host: SimHost, q: Received) -> Any:
     content = host.download_volume(q.path["pool"], q.path["vol"])
-    return httpx.Response(
-        200, content=content, headers={"content-type": "application/octet-stream"}
-    )
+    return httpx.Response(200, content=content, headers={"content-type": OCTETS})
 
 
-# --- consoles -----------------------------------------------------------------------------
-
-
-@handles(VERBS.open_console, "read")
-def _console(t: SimTransport, host: SimHost, q: Received) -> Any:
-    host.get_domain(q.path["name"])
-    raise SimFailure("unavailable", "a simulated domain has no serial console to attach to")
-
-
-@handles(VERBS.issue_graphics_ticket, "read")
-def _ticket(t: SimTransport, host: SimHost, q: Received) -> Any:
-    return host.issue_graphics_ticket(q.path["name"], q.body)
-
-
-@handles(VERBS.open_graphics, "read")
-def _graphics(t: SimTransport, host: SimHost, q: Received) -> Any:
-    host.get_domain(q.path["name"])
-    raise SimFailure("unavailable", "a simulated domain has no display to attach to")
+_SERVED: dict[str, Handler] = {verb.name: handler_of(verb) for verb in VERBS}
+"""What serves each verb; built once every handler is registered (a verb without one
+fails the import)."""
