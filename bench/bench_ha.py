@@ -4,8 +4,9 @@ On a 3-host lab of its own (`bench`, 10.77.91.0/24; root needed) with real mTLS 
 their fencing leases in the lab's etcd (one member per host) and the real controller
 (controller.lab.fleet.LabFleet), tiny TCG guests printing a heartbeat every second:
 - HA: host-1 holds 3 HA VMs and is killed (its agent, libvirtd, QEMUs and etcd member
-  SIGKILLed, as a power loss would), for lease TTL 5 s (the floor that outlasts an etcd leader change) with HA margin 1 s and 2 s, and TTL 10 s with
-  margin 2 s, `--runs` times each: seconds from the kill to host-1's key gone in etcd, to the
+  SIGKILLed, as a power loss would), for lease TTL 5 s (the floor that outlasts an etcd
+  leader change) with HA margin 1 s and 2 s, and TTL 10 s with margin 2 s, `--runs` times
+  each: seconds from the kill to host-1's key gone in etcd, to the
   restart and to each VM's first heartbeat on another host (min/median/max; target < 15 s),
   and how close the surviving agents came to their own self-fence meanwhile;
 - migration: a VM's pin moves from host-2 to host-3: largest heartbeat gap (target < 1 s;
