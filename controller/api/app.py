@@ -39,6 +39,7 @@ from controller.api.openapi import custom_openapi
 from controller.api.rbac import ROLE_VERBS, Identity, Verb
 from controller.api.routes import API_PREFIX, object_routers
 from controller.api.tokens import TokenStore
+from controller.api.warehouse import warehouse_router
 from controller.api.watch import watch_router
 from controller.store import Store, StoreError, StoreUnavailable
 from nodeagent.bodylimit import BodySizeLimit
@@ -93,6 +94,7 @@ def api_routes() -> tuple[BaseRoute, ...]:
         history_router(),
         watch_router(),
         console_router(),
+        warehouse_router(),
     ]
     return tuple(route for router in routers for route in router.routes)
 

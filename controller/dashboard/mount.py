@@ -1,4 +1,4 @@
-"""Adding the dashboard (and the history API views) to the API application."""
+"""Adding the dashboard to the API application."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from fastapi.staticfiles import StaticFiles
 from controller.api.errors import ApiError, api_error_handler
 from controller.dashboard.routes import UI_PREFIX, dashboard_router, render
 from controller.dashboard.session import LoginRequired
-from controller.history.api import history_api_router
 
 STATIC = Path(__file__).parent / "static"
 
@@ -35,9 +34,8 @@ async def _page_error(request: Request, exc: Exception) -> Response:
 
 
 def mount_dashboard(app: FastAPI) -> None:
-    """Add /ui (pages and /ui/static) and /api/v1/history/* to `app`."""
+    """Add /ui (pages and /ui/static) to `app`."""
     app.include_router(dashboard_router())
-    app.include_router(history_api_router())
     app.mount(f"{UI_PREFIX}/static", StaticFiles(directory=STATIC), name="ui-static")
     app.add_exception_handler(LoginRequired, _login_required)
     app.add_exception_handler(ApiError, _page_error)

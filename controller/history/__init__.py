@@ -1,7 +1,7 @@
 """History (the data warehouse): samples of hosts and VMs, hourly and daily roll-ups.
 
-Only the tables are imported here: controller.store.tables imports this package to put
-them on the store's metadata, so nothing here may import the store package itself.
+Importing the package registers the history_* tables on the store's metadata (see
+tables.py); the store itself never imports history.
 """
 
 from controller.history import tables

@@ -1,7 +1,8 @@
 """History tables (the data warehouse) beside the store's own, each named history_*.
 
-They hang on the store's metadata so that the store's alembic revisions and its schema
-check see them; revision 0002 creates them.
+History registers them on the store's metadata itself (the store never imports history):
+importing any module of controller.history imports this one. Revision 0002 of the store's
+migrations creates them, and the store's schema test imports this module to check them.
 """
 
 from __future__ import annotations

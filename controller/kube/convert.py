@@ -7,8 +7,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from controller.api.errors import validation_details
-from controller.store import StoredObject
+from controller.manifests import format_loc
+from controller.manifests.messages import describe_error
 from schemas.kinds import KINDS, AnyResource
 from schemas.meta import API_VERSION
 
@@ -36,7 +36,8 @@ def resource_from_cr(body: Mapping[str, Any]) -> AnyResource:
 
     Kubernetes bookkeeping (uid, resourceVersion, managedFields, namespace, finalizers,
     kopf's and kubectl's annotations) and status are dropped; spec, name, labels and
-    the remaining annotations are validated exactly as a manifest would be.
+    the remaining annotations are validated exactly as a manifest would be, and a bad
+    field is described in a manifest error's words.
     Raises CustomResourceInvalid naming every bad field.
     """
     kind = body.get("kind")
@@ -63,16 +64,21 @@ def resource_from_cr(body: Mapping[str, Any]) -> AnyResource:
         },
         "spec": body.get("spec") or {},
     }
+    model = KINDS[kind]
     try:
-        return KINDS[kind].model_validate(doc)
+        return model.model_validate(doc)
     except ValidationError as exc:
-        problems = [(d.field, d.message) for d in validation_details(exc)]
+        problems = [
+            (format_loc(tuple(err["loc"])), describe_error(err, model))
+            for err in exc.errors(include_url=False)
+        ]
         raise CustomResourceInvalid(ref, problems) from exc
 
 
-def status_for_cr(stored: StoredObject) -> dict[str, Any] | None:
-    """Return the .status to write on the custom resource (None before the first pass)."""
-    status = stored.obj.status
+def status_for_cr(obj: AnyResource) -> dict[str, Any] | None:
+    """Return the .status to write on the custom resource of a stored object (None before
+    the first pass)."""
+    status = obj.status
     if status is None:
         return None
     return status.model_dump(mode="json", by_alias=True, exclude_none=True)

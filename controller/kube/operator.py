@@ -123,7 +123,7 @@ class CorralOperator:
             return False
         if stored.source != source_for(namespace):
             return False
-        wanted = status_for_cr(stored)
+        wanted = status_for_cr(stored.obj)
         if wanted is None:
             return False
         changes = status_patch(body.get("status"), wanted)

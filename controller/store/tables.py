@@ -1,4 +1,6 @@
-"""The store's tables (sqlmodel). The alembic revisions in migrations/ create exactly these.
+"""The store's tables (sqlmodel). The alembic revisions in migrations/ create exactly these,
+and the tables packages above the store put on `metadata` themselves (history_*, revision
+0002): the store never imports those packages.
 
 Objects are soft-deleted: a deleted object keeps its row as a tombstone (`deleted_at`
 set) until the loop has removed its traces from the hosts and calls `purge`; its
@@ -202,5 +204,3 @@ plan_outcomes = PlanOutcomeRow.__table__
 sources = SourceRow.__table__
 changes = ChangeRow.__table__
 counters = CounterRow.__table__
-
-from controller.history import tables as history_tables  # noqa: E402, F401  (history_* tables)

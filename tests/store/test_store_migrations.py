@@ -13,6 +13,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 from store_objects import vm
 
+import controller.history.tables  # noqa: F401  (puts history_* on the store's metadata)
 from controller.store import Store, StoreUnavailable, open_store
 from controller.store.migrate import VERSION_TABLE, current_revision, head_revision
 from controller.store.tables import metadata

@@ -1,4 +1,8 @@
-"""History views in the REST API: GET /api/v1/history/rollups and /api/v1/history/samples."""
+"""The warehouse in the REST API: GET /api/v1/history/rollups and /api/v1/history/samples.
+
+The views read controller.history's Warehouse; they live with the API (its auth, errors
+and RBAC), so that history imports nothing of the API.
+"""
 
 from __future__ import annotations
 
@@ -48,8 +52,8 @@ def _visible(request: Request, identity: Identity) -> set[tuple[str, str]] | Non
     return {(subjects[o.kind], o.name) for o in page.items if o.kind in subjects}
 
 
-def history_api_router() -> APIRouter:
-    """Return the history views' routes."""
+def warehouse_router() -> APIRouter:
+    """Return the routes of the warehouse views (roll-ups and raw samples)."""
     router = APIRouter(prefix="/api/v1/history", tags=["history"], responses=ERRORS)
 
     @router.get("/rollups", operation_id="list_history_rollups", summary="Hourly/daily roll-ups")
