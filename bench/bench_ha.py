@@ -21,20 +21,17 @@ Figures are printed, not asserted. The lab is removed at the end, also on failur
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from controller.agents import AgentClientError
 from controller.cli.host import set_maintenance
-from controller.lab.agents import LabAgents
+from controller.lab.agents import LabAgents, LeasePoller
 from controller.lab.fleet import LabFleet, lab_policy, reset_lab, tiny_vm
 from controller.lab.guest import GuestImage, ensure_tiny_guest
 from controller.lab.heartbeat import HeartbeatWatcher, largest_gap
@@ -116,45 +113,6 @@ def place_leader(lab: Lab, on_victim: bool, timeout_s: float = 15.0) -> None:
     time.sleep(LEADER_SETTLE_S)
 
 
-class SurvivorLeases:
-    """Polls the leases of the surviving hosts' agents every 0.25 s on a thread: the least
-    time each had left before its own self-fence, and whether it ever lapsed."""
-
-    def __init__(self, agents: LabAgents, hosts: list[str]) -> None:
-        self.agents = agents
-        self.hosts = hosts
-        self.least: dict[str, float] = {}
-        self.lapsed: set[str] = set()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-
-    def _loop(self) -> None:
-        clients = {h: self.agents.client(h, timeout_s=2.0) for h in self.hosts}
-        try:
-            while not self._stop.wait(0.25):
-                for host, client in clients.items():
-                    with contextlib.suppress(AgentClientError):
-                        lease = client.get_lease()
-                        if not lease.held:
-                            self.lapsed.add(host)
-                        if lease.expires_in_s is not None:
-                            least = min(
-                                self.least.get(host, lease.expires_in_s), lease.expires_in_s
-                            )
-                            self.least[host] = least
-        finally:
-            for client in clients.values():
-                client.close()
-
-    def __enter__(self) -> SurvivorLeases:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-
 def ha_run(
     lab: Lab, agents: LabAgents, image: GuestImage, workdir: Path, margin_s: int, lead: bool
 ) -> dict:
@@ -176,7 +134,7 @@ def ha_run(
         place_leader(lab, lead)
         led = leader(lab) == VICTIM
         member = lab.host(VICTIM)
-        with SurvivorLeases(agents, others) as survivors:
+        with LeasePoller(agents, others) as survivors:
             killed, killed_wall = time.monotonic(), time.time()
             agents.stop(VICTIM, crash=True)
             lab.kill_host(VICTIM)

@@ -19,13 +19,14 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from ruamel.yaml import YAML
 
-from controller.agents import AgentClient, AgentUnavailable
+from controller.agents import AgentClient, AgentClientError, AgentUnavailable
 from controller.lab import netns
 from controller.lab.libvirtd import Lab, LabError, LabHost
 from nodeagent.tls import make_ca, make_controller_cert, make_host_cert
@@ -326,3 +327,42 @@ def _tail(log: Path, lines: int = 8) -> str:
         return " | ".join(log.read_text(errors="replace").splitlines()[-lines:])
     except FileNotFoundError:
         return "<no log>"
+
+
+class LeasePoller:
+    """Reads the leases of `hosts`' agents every `interval_s` on a thread; keeps, per host,
+    the least time left before its self-fence (`expires_in_s`) and whether it was ever not
+    held. A context manager: polls from enter to exit."""
+
+    def __init__(self, agents: LabAgents, hosts: list[str], interval_s: float = 0.25) -> None:
+        self.agents = agents
+        self.hosts = hosts
+        self.interval_s = interval_s
+        self.least: dict[str, float] = {}
+        self.lapsed: set[str] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="lease-poller", daemon=True)
+
+    def _loop(self) -> None:
+        clients = {h: self.agents.client(h, timeout_s=2.0) for h in self.hosts}
+        try:
+            while not self._stop.wait(self.interval_s):
+                for host, client in clients.items():
+                    with contextlib.suppress(AgentClientError):
+                        lease = client.get_lease()
+                        if not lease.held:
+                            self.lapsed.add(host)
+                        if lease.expires_in_s is not None:
+                            least = self.least.get(host, lease.expires_in_s)
+                            self.least[host] = min(least, lease.expires_in_s)
+        finally:
+            for client in clients.values():
+                client.close()
+
+    def __enter__(self) -> LeasePoller:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)

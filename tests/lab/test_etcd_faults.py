@@ -14,15 +14,13 @@ non-HA VM run under the controller:
 
 from __future__ import annotations
 
-import contextlib
 import statistics
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from controller.agents import AgentClientError
+from controller.lab.agents import LeasePoller
 from controller.lab.fleet import DomainSampler, LabFleet, anti_affinity, serial_log, tiny_vm
 from controller.lab.guest import GuestImage
 from controller.lab.heartbeat import largest_gap, parse_heartbeats
@@ -45,44 +43,6 @@ QUORUM_LOSS_S = 15.0
 AFTER_S = LEASE_TTL_S + 5.0
 """How long a fault's aftermath is watched: past any lease the fault could have let lapse."""
 VM_ACTIONS = ("StartVM", "DefineVM", "MigrateVM", "StopVM", "DestroyVM", "UndefineVM")
-
-
-class LeasePoller:
-    """Reads every agent's lease every `interval_s` on a thread; keeps, per host, the least
-    time left before its self-fence (`expires_in_s`) and whether it was ever not held."""
-
-    def __init__(self, fleet: LabFleet, interval_s: float = 0.25) -> None:
-        self.fleet = fleet
-        self.interval_s = interval_s
-        self.least: dict[str, float] = {}
-        self.lapsed: set[str] = set()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="lease-poller", daemon=True)
-
-    def _loop(self) -> None:
-        hosts = [h.name for h in self.fleet.lab.hosts]
-        clients = {h: self.fleet.agents.client(h, timeout_s=2.0) for h in hosts}
-        try:
-            while not self._stop.wait(self.interval_s):
-                for host, client in clients.items():
-                    with contextlib.suppress(AgentClientError):
-                        lease = client.get_lease()
-                        if not lease.held:
-                            self.lapsed.add(host)
-                        if lease.expires_in_s is not None:
-                            least = self.least.get(host, lease.expires_in_s)
-                            self.least[host] = min(least, lease.expires_in_s)
-        finally:
-            for client in clients.values():
-                client.close()
-
-    def __enter__(self) -> LeasePoller:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
 
 
 def start_vms(fleet: LabFleet, tiny_guest: GuestImage) -> tuple[dict[str, str], dict]:
@@ -134,7 +94,7 @@ def test_one_member_crash_fences_nothing(
     home, readers = start_vms(fleet, tiny_guest)
     member = leader_host(lab) if victim == "leader" else follower_host(lab)
     with HeartbeatPoller(readers), DomainSampler(lab, interval_s=0.2) as sampler:
-        with LeasePoller(fleet) as leases:
+        with LeasePoller(fleet.agents, [h.name for h in fleet.lab.hosts]) as leases:
             fault_wall, fault_at = time.time(), time.monotonic()
             lab.etcd.kill(member)
             time.sleep(FAULT_S)
